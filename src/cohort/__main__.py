@@ -1,0 +1,74 @@
+"""``python -m cohort``: validate the manifest, import CTs and radiographs, fingerprint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cohort import ingest
+from cohort.manifest import read_cohort
+from conventions.errors import InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cohort", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="validate subjects.tsv and radiographs.tsv")
+    v.add_argument("subjects")
+    v.add_argument("radiographs", nargs="?")
+
+    c = sub.add_parser("import-ct", help="read one CT, write canonical NIfTI + fingerprint")
+    c.add_argument("--subject", required=True)
+    c.add_argument("--ct", required=True)
+    c.add_argument("--scanner", default="")
+    c.add_argument("--phantom", default="present", choices=["present", "absent"])
+    c.add_argument("--out-volume", required=True)
+    c.add_argument("--out-fingerprint", required=True)
+
+    r = sub.add_parser("import-radiograph", help="read one radiograph, write MHA + geometry")
+    r.add_argument("--subject", required=True)
+    r.add_argument("--image", required=True)
+    r.add_argument("--path", required=True)
+    r.add_argument("--geometry", default=None, help="geometry JSON supplying missing values")
+    r.add_argument("--pose", default="other")
+    r.add_argument("--out-image", required=True)
+    r.add_argument("--out-geometry", required=True)
+    r.add_argument("--out-fingerprint", required=True)
+
+    f = sub.add_parser("fingerprint", help="summarise per-image fingerprints for the cohort")
+    f.add_argument("--ct", nargs="*", default=[])
+    f.add_argument("--radiographs", nargs="*", default=[])
+    f.add_argument("--out-json", required=True)
+    f.add_argument("--out-tsv", required=True)
+
+    a = ap.parse_args(argv)
+    try:
+        if a.command == "validate":
+            cohort = read_cohort(a.subjects, a.radiographs)
+            print(f"{len(cohort.subjects)} subjects, {len(cohort.radiographs)} radiographs: valid")
+        elif a.command == "import-ct":
+            ingest.import_ct(
+                a.subject, a.ct, a.out_volume, a.out_fingerprint, a.scanner, a.phantom
+            )
+        elif a.command == "import-radiograph":
+            ingest.import_radiograph(
+                a.subject,
+                a.image,
+                a.path,
+                a.out_image,
+                a.out_geometry,
+                a.out_fingerprint,
+                geometry_json=a.geometry or None,
+                pose_label=a.pose,
+            )
+        elif a.command == "fingerprint":
+            ingest.cohort_fingerprint(a.ct, a.radiographs, a.out_json, a.out_tsv)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Import each input into the pipeline's canonical, header-free form, and fingerprint it.
+
+A CT becomes one float32 NIfTI in HU (LPS geometry, no DICOM header: no identifier can
+follow it into results/); a radiograph becomes a float32 MHA with bone bright plus its
+``geometry.json``. Each import writes a small fingerprint record; the cohort fingerprint
+gathers them, so later stages can plan (spacings, sizes, intensity ranges, detector
+geometry) without opening every image again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from conventions.ct import read_ct, write_volume
+from conventions.errors import InputError
+from conventions.files import write_json, write_text
+from conventions.geometry import read_json_object, write_geometry
+from conventions.radiograph import read_radiograph, write_radiograph
+
+PERCENTILES = (0.5, 5.0, 50.0, 95.0, 99.5)
+BODY_HU_THRESHOLD = -500.0  # voxels above this are the patient, table or phantom, not air
+
+
+def orientation_code(image: sitk.Image) -> str:
+    """The three-letter code of the voxel axes, e.g. 'LPS' (i toward left, j posterior, …)."""
+    return sitk.DICOMOrientImageFilter_GetOrientationFromDirectionCosines(image.GetDirection())
+
+
+def ct_fingerprint(image: sitk.Image) -> dict[str, Any]:
+    """Geometry and intensity statistics of a CT volume (no identifiers)."""
+    hu = sitk.GetArrayViewFromImage(image)
+    body = hu[hu > BODY_HU_THRESHOLD]
+    size = image.GetSize()
+    spacing = image.GetSpacing()
+    return {
+        "size_xyz": list(size),
+        "spacing_mm_xyz": [float(s) for s in spacing],
+        "origin_lps_mm": [float(o) for o in image.GetOrigin()],
+        "direction": [float(d) for d in image.GetDirection()],
+        "orientation": orientation_code(image),
+        "extent_mm_xyz": [float(n * s) for n, s in zip(size, spacing, strict=True)],
+        "hu_percentiles_all": dict(
+            zip(map(str, PERCENTILES), np.percentile(hu, PERCENTILES).tolist(), strict=True)
+        ),
+        "hu_percentiles_body": dict(
+            zip(map(str, PERCENTILES), np.percentile(body, PERCENTILES).tolist(), strict=True)
+        )
+        if body.size
+        else None,
+        "body_fraction": float(body.size / hu.size),
+    }
+
+
+def import_ct(
+    subject: str,
+    ct_path: str | Path,
+    out_volume: str | Path,
+    out_fingerprint: str | Path,
+    scanner: str | None = None,
+    phantom: str = "present",
+) -> dict[str, Any]:
+    """Read a subject's CT, write it as canonical NIfTI and write its fingerprint."""
+    try:
+        image = read_ct(ct_path)
+    except InputError as e:
+        raise e.for_subject(subject) from None
+    fingerprint = {
+        "subject_id": subject,
+        "ct_scanner": scanner or "",
+        "phantom": phantom,
+        **ct_fingerprint(image),
+    }
+    write_volume(out_volume, image)
+    write_json(out_fingerprint, fingerprint)
+    return fingerprint
+
+
+def import_radiograph(
+    subject: str,
+    image_id: str,
+    path: str | Path,
+    out_image: str | Path,
+    out_geometry: str | Path,
+    out_fingerprint: str | Path,
+    geometry_json: str | Path | None = None,
+    pose_label: str = "other",
+) -> dict[str, Any]:
+    """Read a radiograph, check its geometry is complete, write MHA + geometry.json."""
+    try:
+        radiograph = read_radiograph(path, geometry_json)
+        geometry = radiograph.require_geometry()
+    except InputError as e:
+        raise e.for_subject(subject) from None
+    px = radiograph.pixels
+    fingerprint = {
+        "subject_id": subject,
+        "image_id": image_id,
+        "pose": pose_label,
+        "rows": geometry.rows,
+        "cols": geometry.cols,
+        "pixel_spacing_mm": [geometry.row_spacing_mm, geometry.col_spacing_mm],
+        "sdd_mm": geometry.sdd_mm,
+        "source_to_patient_mm": geometry.source_to_patient_mm,
+        "intensity_percentiles": dict(
+            zip(map(str, PERCENTILES), np.percentile(px, PERCENTILES).tolist(), strict=True)
+        ),
+        **radiograph.info,
+    }
+    write_radiograph(out_image, px, geometry)
+    write_geometry(out_geometry, geometry)
+    write_json(out_fingerprint, fingerprint)
+    return fingerprint
+
+
+def cohort_fingerprint(
+    ct_fingerprints: list[str | Path],
+    radiograph_fingerprints: list[str | Path],
+    out_json: str | Path,
+    out_tsv: str | Path,
+) -> dict[str, Any]:
+    """Summarise per-image fingerprints into the cohort's (median spacing, ranges, counts)."""
+    cts = [read_json_object(p) for p in ct_fingerprints]
+    rads = [read_json_object(p) for p in radiograph_fingerprints]
+    spacing = np.array([c["spacing_mm_xyz"] for c in cts]) if cts else np.zeros((0, 3))
+    size = np.array([c["size_xyz"] for c in cts]) if cts else np.zeros((0, 3))
+
+    def stats(a: np.ndarray) -> dict[str, list[float]] | None:
+        if a.size == 0:
+            return None
+        return {
+            "median": np.median(a, axis=0).tolist(),
+            "min": a.min(axis=0).tolist(),
+            "max": a.max(axis=0).tolist(),
+        }
+
+    summary: dict[str, Any] = {
+        "n_subjects": len(cts),
+        "n_radiographs": len(rads),
+        "ct": {
+            "spacing_mm_xyz": stats(spacing),
+            "size_xyz": stats(size),
+            "orientations": sorted({c["orientation"] for c in cts}),
+            "scanners": sorted({c["ct_scanner"] for c in cts if c["ct_scanner"]}),
+            "with_phantom": sum(c["phantom"] == "present" for c in cts),
+            "body_hu_median_of_medians": float(
+                np.median([c["hu_percentiles_body"]["50.0"] for c in cts])
+            )
+            if cts and all(c["hu_percentiles_body"] for c in cts)
+            else None,
+        },
+        "radiographs": {
+            "pixel_spacing_mm": stats(np.array([r["pixel_spacing_mm"] for r in rads])),
+            "sdd_mm": stats(np.array([[r["sdd_mm"]] for r in rads])),
+            "size_rows_cols": stats(np.array([[r["rows"], r["cols"]] for r in rads])),
+            "poses": pd.Series([r["pose"] for r in rads], dtype=str).value_counts().to_dict(),
+            "formats": sorted({r["format"] for r in rads}),
+        },
+    }
+    rows = [
+        {
+            "subject_id": c["subject_id"],
+            "ct_scanner": c["ct_scanner"],
+            "phantom": c["phantom"],
+            "ct_orientation": c["orientation"],
+            "ct_size_xyz": "x".join(map(str, c["size_xyz"])),
+            "ct_spacing_mm_xyz": "x".join(f"{s:.3g}" for s in c["spacing_mm_xyz"]),
+            "n_radiographs": sum(r["subject_id"] == c["subject_id"] for r in rads),
+        }
+        for c in cts
+    ]
+    write_json(out_json, summary)
+    write_text(out_tsv, pd.DataFrame(rows).to_csv(sep="\t", index=False))
+    return summary
+

@@ -1,0 +1,18 @@
+"""The project's shared conventions, implemented once (see docs/conventions.md).
+
+Every stage imports geometry, poses, units, labels and image I/O from here instead
+of re-deriving them:
+
+- :mod:`conventions.units`      unit constants (mg/cm³ × mm → g/cm²)
+- :mod:`conventions.geometry`   the projection geometry (``geometry.json``)
+- :mod:`conventions.pose`       rigid poses (``pose.json``) and 3D → pixel projection
+- :mod:`conventions.ct`         CT volumes in LPS (DICOM series, NIfTI, MHA)
+- :mod:`conventions.radiograph` radiographs (DICOM, MHA, PNG) with their geometry
+- :mod:`conventions.landmarks`  3D Slicer landmark files
+- :mod:`conventions.labels`     bone label values shared by segmentation and DRRs
+- :mod:`conventions.files`      atomic writes of JSON and images
+"""
+
+from conventions.errors import InputError
+
+__all__ = ["InputError"]

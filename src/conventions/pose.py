@@ -1,0 +1,134 @@
+"""Rigid poses (``pose.json``) and the projection of CT points to pixels.
+
+``camera_from_ct`` is a 4×4 rigid homogeneous matrix (mm) mapping a CT physical point
+p (LPS, as SimpleITK reports it) into the camera frame of :mod:`conventions.geometry`:
+q = R p + t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from conventions.errors import InputError
+from conventions.files import write_json
+from conventions.geometry import ProjectionGeometry, read_json_object
+
+# Antero-posterior view of a supine patient, source in front, detector behind, seen as
+# radiologists view it: camera x = patient left, camera y = inferior, camera z = posterior.
+R_AP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+# Tolerance on RᵀR = I and det R = 1 for matrices read from files (float JSON round trips).
+ORTHONORMAL_TOL = 1e-6
+
+
+@dataclass
+class Pose:
+    """A CT-to-camera rigid transform plus whatever a stage recorded beside it."""
+
+    camera_from_ct: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.camera_from_ct = np.asarray(self.camera_from_ct, dtype=np.float64)
+        problem = rigid_matrix_problem(self.camera_from_ct)
+        if problem:
+            raise ValueError(f"camera_from_ct is not a rigid transform: {problem}")
+
+    @property
+    def rotation(self) -> np.ndarray:
+        return self.camera_from_ct[:3, :3]
+
+    @property
+    def translation(self) -> np.ndarray:
+        return self.camera_from_ct[:3, 3]
+
+    @property
+    def source_position_ct(self) -> np.ndarray:
+        """The X-ray source (camera origin) in CT coordinates: -Rᵀ t."""
+        return -self.rotation.T @ self.translation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.extra, "camera_from_ct": self.camera_from_ct.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str | Path | None = None) -> Pose:
+        if "camera_from_ct" not in d:
+            raise InputError(source, "pose lacks 'camera_from_ct'")
+        try:
+            m = np.array(d["camera_from_ct"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(source, "camera_from_ct must be a 4×4 array of numbers") from None
+        extra = {k: v for k, v in d.items() if k != "camera_from_ct"}
+        try:
+            return cls(m, extra)
+        except ValueError as e:
+            raise InputError(source, str(e)) from None
+
+
+def rigid_matrix_problem(m: np.ndarray) -> str | None:
+    """Why ``m`` is not a 4×4 proper rigid transform, or None if it is."""
+    if m.shape != (4, 4):
+        return f"shape {m.shape}, expected (4, 4)"
+    if not np.all(np.isfinite(m)):
+        return "non-finite entries"
+    if not np.allclose(m[3], [0, 0, 0, 1], atol=ORTHONORMAL_TOL):
+        return f"last row {m[3].tolist()}, expected [0, 0, 0, 1]"
+    r = m[:3, :3]
+    if not np.allclose(r.T @ r, np.eye(3), atol=ORTHONORMAL_TOL):
+        return "rotation part is not orthonormal"
+    if np.linalg.det(r) < 0:
+        return "rotation part is a reflection (det = -1)"
+    return None
+
+
+def read_pose(path: str | Path) -> Pose:
+    """Read and validate a ``pose.json``; keys other than camera_from_ct are kept."""
+    return Pose.from_dict(read_json_object(path), source=path)
+
+
+def write_pose(path: str | Path, pose: Pose) -> None:
+    write_json(path, pose.to_dict())
+
+
+def rigid_matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """4×4 homogeneous matrix from a 3×3 rotation and a translation (mm)."""
+    m = np.eye(4)
+    m[:3, :3] = rotation
+    m[:3, 3] = translation
+    return m
+
+
+def rotation_about(center: np.ndarray, rotvec_rad: np.ndarray) -> np.ndarray:
+    """4×4 rotation by a rotation vector (radians) about a fixed ``center`` point."""
+    r = Rotation.from_rotvec(np.asarray(rotvec_rad, dtype=np.float64)).as_matrix()
+    c = np.asarray(center, dtype=np.float64)
+    return rigid_matrix(r, c - r @ c)
+
+
+def ap_pose(isocenter_ct: np.ndarray, source_to_isocenter_mm: float) -> Pose:
+    """The standard AP view with the isocenter on the principal ray.
+
+    ``isocenter_ct`` (LPS mm, e.g. the midpoint of the femoral heads) lands at
+    (0, 0, ``source_to_isocenter_mm``) in the camera frame.
+    """
+    iso = np.asarray(isocenter_ct, dtype=np.float64)
+    t = np.array([0.0, 0.0, float(source_to_isocenter_mm)]) - R_AP @ iso
+    return Pose(rigid_matrix(R_AP, t), {"initialisation": "standard AP"})
+
+
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4×4 homogeneous transform to points of shape (..., 3)."""
+    p = np.asarray(points, dtype=np.float64)
+    return p @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def project_ct_points(
+    points_ct: np.ndarray, camera_from_ct: np.ndarray, geometry: ProjectionGeometry
+) -> np.ndarray:
+    """Project CT points (..., 3) (LPS mm) to fractional (row, col) pixel indices."""
+    return geometry.camera_to_pixel(transform_points(camera_from_ct, points_ct))

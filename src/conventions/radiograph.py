@@ -1,0 +1,233 @@
+"""Radiographs: pixels as float32 with bone bright (MONOCHROME2), plus their geometry.
+
+Formats: DICOM (any transfer syntax pydicom can decode, JPEG 2000 included through
+pylibjpeg), MHA/MHD/NRRD, PNG/TIFF. Geometry comes from the DICOM tags that describe
+the detector — ImagerPixelSpacing (0018,1164), DistanceSourceToDetector (0018,1110),
+DistanceSourceToPatient (0018,1111) — and a geometry.json may supply or override any
+value. PixelSpacing (0028,0030) is deliberately not used: it is often a placeholder
+(1.0) or calibrated at the patient, not at the detector.
+
+Only non-identifying header values are kept (see docs/conventions.md, Privacy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from conventions.errors import InputError
+from conventions.geometry import ProjectionGeometry, read_json_object
+
+# Geometry values a radiograph needs, and the DICOM tag each comes from.
+DICOM_GEOMETRY_TAGS = {
+    "pixel_spacing_mm": "ImagerPixelSpacing (0018,1164)",
+    "sdd_mm": "DistanceSourceToDetector (0018,1110)",
+    "source_to_patient_mm": "DistanceSourceToPatient (0018,1111)",
+}
+REQUIRED_GEOMETRY = ("pixel_spacing_mm", "sdd_mm")
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as DICOM YBR uses
+RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd")
+
+
+@dataclass
+class Radiograph:
+    """One radiograph, its geometry when known, and which geometry values are missing."""
+
+    pixels: np.ndarray  # float32 (rows, cols); larger = more attenuation
+    geometry: ProjectionGeometry | None
+    missing: tuple[str, ...]  # geometry values neither the file nor an override gave
+    info: dict[str, Any] = field(default_factory=dict)  # non-identifying provenance
+    path: str | None = None
+
+    def require_geometry(self) -> ProjectionGeometry:
+        """The geometry, or an InputError saying exactly which values are missing."""
+        required_missing = [m for m in self.missing if m.split(" ")[0] in REQUIRED_GEOMETRY]
+        if self.geometry is None or required_missing:
+            raise InputError(
+                self.path,
+                "radiograph geometry incomplete, missing "
+                + ", ".join(required_missing or self.missing)
+                + "; supply them in a geometry JSON (manifest column 'geometry')",
+            )
+        return self.geometry
+
+
+def read_radiograph(
+    path: str | Path, geometry_override: dict[str, Any] | str | Path | None = None
+) -> Radiograph:
+    """Read a radiograph and whatever geometry it and ``geometry_override`` give.
+
+    ``geometry_override`` is a geometry.json path or mapping; its values take precedence
+    over the file's tags. rows/cols in it, if given, must match the image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "radiograph not found")
+    suffix = path.suffix.lower()
+    if suffix in ITK_SUFFIXES or suffix in RASTER_SUFFIXES:
+        pixels, values, info = _read_with_sitk(path, trust_spacing=suffix in ITK_SUFFIXES)
+    else:  # DICOM files often have no suffix at all
+        pixels, values, info = _read_dicom(path)
+
+    override: dict[str, Any] = {}
+    if geometry_override is not None:
+        override_source = None
+        if not isinstance(geometry_override, dict):
+            override_source = geometry_override
+            geometry_override = read_json_object(geometry_override)
+        override = dict(geometry_override)
+        for key in ("rows", "cols"):
+            if key in override and override[key] != pixels.shape[0 if key == "rows" else 1]:
+                raise InputError(
+                    override_source or path,
+                    f"geometry says {key}={override[key]} but the image has "
+                    f"{pixels.shape[0]} rows × {pixels.shape[1]} cols",
+                )
+    sources = {k: info["format"] + " header" for k, v in values.items() if v is not None}
+    for k, v in override.items():
+        if k not in ("rows", "cols") and v is not None:
+            values[k] = v
+            sources[k] = "geometry override"
+    info["geometry_sources"] = sources
+
+    missing = tuple(
+        f"{k} ({DICOM_GEOMETRY_TAGS[k]})" if info["format"] == "DICOM" else k
+        for k in DICOM_GEOMETRY_TAGS
+        if values.get(k) is None
+    )
+    geometry = None
+    if all(values.get(k) is not None for k in REQUIRED_GEOMETRY):
+        d = {
+            **{k: v for k, v in values.items() if v is not None},
+            "rows": int(pixels.shape[0]),
+            "cols": int(pixels.shape[1]),
+        }
+        geometry = ProjectionGeometry.from_dict(d, source=path)
+    return Radiograph(pixels, geometry, missing, info, str(path))
+
+
+def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as e:
+        raise InputError(path, f"not a readable DICOM file ({e})") from None
+    if "PixelData" not in ds:
+        raise InputError(path, "DICOM file holds no pixel data")
+    try:
+        arr = ds.pixel_array
+    except Exception as e:  # decoders raise many types; the message is what matters
+        raise InputError(path, f"cannot decode DICOM pixel data ({e})") from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise InputError(path, f"multi-frame DICOM ({frames} frames); expected one radiograph")
+
+    if photometric.startswith("YBR"):
+        from pydicom.pixels import convert_color_space
+
+        arr = convert_color_space(arr, photometric, "RGB")
+        photometric = "RGB"
+    if arr.ndim == 3:
+        pixels = to_grey(arr)
+    elif arr.ndim == 2:
+        pixels = arr.astype(np.float32)
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        pixels = pixels * np.float32(slope) + np.float32(intercept)
+        if photometric == "MONOCHROME1":
+            # Invert about the stored value range so the result does not depend on content.
+            bits = int(ds.get("BitsStored", 16))
+            signed = int(ds.get("PixelRepresentation", 0)) == 1
+            lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+            lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+            pixels = np.float32(lo + hi) - pixels
+    else:
+        raise InputError(path, f"unexpected pixel array shape {arr.shape}")
+
+    values: dict[str, Any] = {
+        "pixel_spacing_mm": _dicom_pair(ds.get("ImagerPixelSpacing")),
+        "sdd_mm": _dicom_positive(ds.get("DistanceSourceToDetector")),
+        "source_to_patient_mm": _dicom_positive(ds.get("DistanceSourceToPatient")),
+    }
+    info = {
+        "format": "DICOM",
+        "modality": str(ds.get("Modality", "")),
+        "photometric_interpretation": photometric,
+        "bits_stored": int(ds.get("BitsStored", 0) or 0),
+        "transfer_syntax": ds.file_meta.TransferSyntaxUID.name if "file_meta" in ds else "",
+        "view_position": str(ds.get("ViewPosition", "")),
+    }
+    return np.ascontiguousarray(pixels, dtype=np.float32), values, info
+
+
+def _read_with_sitk(
+    path: Path, trust_spacing: bool
+) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        raise InputError(path, f"cannot read image ({str(e).strip().splitlines()[-1]})") from None
+    arr = sitk.GetArrayFromImage(image)
+    vector = image.GetNumberOfComponentsPerPixel() > 1
+    if image.GetDimension() == 3 and image.GetSize()[2] == 1:
+        arr = arr[0]
+    if arr.ndim - int(vector) != 2:
+        raise InputError(path, f"expected a 2D image, got size {image.GetSize()}")
+    pixels = to_grey(arr) if vector else arr.astype(np.float32)
+    spacing = image.GetSpacing()
+    values: dict[str, Any] = {
+        # Raster formats have no real spacing (always 1), ITK formats do.
+        "pixel_spacing_mm": [float(spacing[1]), float(spacing[0])] if trust_spacing else None,
+        "sdd_mm": None,
+        "source_to_patient_mm": None,
+    }
+    info = {"format": path.suffix.lower().lstrip(".").upper()}
+    return np.ascontiguousarray(pixels, dtype=np.float32), values, info
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """Luminance of an (rows, cols, 3 or 4) colour image; exact when R = G = B."""
+    if rgb.shape[-1] not in (3, 4):
+        raise ValueError(f"expected 3 or 4 colour channels, got {rgb.shape[-1]}")
+    c = rgb[..., :3].astype(np.float32)
+    if np.array_equal(c[..., 0], c[..., 1]) and np.array_equal(c[..., 1], c[..., 2]):
+        return c[..., 0].copy()
+    return (c @ LUMA_WEIGHTS.astype(np.float32)).astype(np.float32)
+
+
+def _dicom_pair(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        pair = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return pair if len(pair) == 2 and all(v > 0 for v in pair) else None
+
+
+def _dicom_positive(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
+
+
+def write_radiograph(path: str | Path, pixels: np.ndarray, geometry: ProjectionGeometry) -> None:
+    """Write float32 pixels as MHA with the detector pixel spacing and no other metadata."""
+    from conventions.files import atomic_path
+
+    image = sitk.GetImageFromArray(np.asarray(pixels, dtype=np.float32))
+    image.SetSpacing((geometry.col_spacing_mm, geometry.row_spacing_mm))
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
