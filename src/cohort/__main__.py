@@ -21,8 +21,6 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("import-ct", help="read one CT, write canonical NIfTI + fingerprint")
     c.add_argument("--subject", required=True)
     c.add_argument("--ct", required=True)
-    c.add_argument("--scanner", default="")
-    c.add_argument("--phantom", default="present", choices=["present", "absent"])
     c.add_argument("--out-volume", required=True)
     c.add_argument("--out-fingerprint", required=True)
 
@@ -37,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out-fingerprint", required=True)
 
     f = sub.add_parser("fingerprint", help="summarise per-image fingerprints for the cohort")
+    f.add_argument("--subjects", required=True, help="the cohort's subjects.tsv")
     f.add_argument("--ct", nargs="*", default=[])
     f.add_argument("--radiographs", nargs="*", default=[])
     f.add_argument("--out-json", required=True)
@@ -48,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             cohort = read_cohort(a.subjects, a.radiographs)
             print(f"{len(cohort.subjects)} subjects, {len(cohort.radiographs)} radiographs: valid")
         elif a.command == "import-ct":
-            ingest.import_ct(
-                a.subject, a.ct, a.out_volume, a.out_fingerprint, a.scanner, a.phantom
-            )
+            ingest.import_ct(a.subject, a.ct, a.out_volume, a.out_fingerprint)
         elif a.command == "import-radiograph":
             ingest.import_radiograph(
                 a.subject,
@@ -63,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 pose_label=a.pose,
             )
         elif a.command == "fingerprint":
-            ingest.cohort_fingerprint(a.ct, a.radiographs, a.out_json, a.out_tsv)
+            ingest.cohort_fingerprint(a.subjects, a.ct, a.radiographs, a.out_json, a.out_tsv)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from cohort.manifest import read_cohort
 from conventions.ct import read_ct, write_volume
 from conventions.errors import InputError
 from conventions.files import write_json, write_text
@@ -61,20 +62,13 @@ def import_ct(
     ct_path: str | Path,
     out_volume: str | Path,
     out_fingerprint: str | Path,
-    scanner: str | None = None,
-    phantom: str = "present",
 ) -> dict[str, Any]:
     """Read a subject's CT, write it as canonical NIfTI and write its fingerprint."""
     try:
         image = read_ct(ct_path)
     except InputError as e:
         raise e.for_subject(subject) from None
-    fingerprint = {
-        "subject_id": subject,
-        "ct_scanner": scanner or "",
-        "phantom": phantom,
-        **ct_fingerprint(image),
-    }
+    fingerprint = {"subject_id": subject, **ct_fingerprint(image)}
     write_volume(out_volume, image)
     write_json(out_fingerprint, fingerprint)
     return fingerprint
@@ -118,13 +112,22 @@ def import_radiograph(
 
 
 def cohort_fingerprint(
+    subjects_tsv: str | Path,
     ct_fingerprints: list[str | Path],
     radiograph_fingerprints: list[str | Path],
     out_json: str | Path,
     out_tsv: str | Path,
 ) -> dict[str, Any]:
-    """Summarise per-image fingerprints into the cohort's (median spacing, ranges, counts)."""
+    """Summarise per-image fingerprints into the cohort's (median spacing, ranges, counts).
+
+    Scanner and phantom presence come from the manifest (``subjects_tsv``).
+    """
+    manifest = read_cohort(subjects_tsv, None, check_files=False).subjects
     cts = [read_json_object(p) for p in ct_fingerprints]
+    for c in cts:
+        row = manifest.loc[c["subject_id"]]
+        c["ct_scanner"] = row["ct_scanner"] or ""
+        c["phantom"] = row["phantom"]
     rads = [read_json_object(p) for p in radiograph_fingerprints]
     spacing = np.array([c["spacing_mm_xyz"] for c in cts]) if cts else np.zeros((0, 3))
     size = np.array([c["size_xyz"] for c in cts]) if cts else np.zeros((0, 3))

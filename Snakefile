@@ -1,0 +1,24 @@
+# BMD from hip radiographs by CT-based X-ray decomposition (Gu et al., MedIA 2023):
+# dataset preparation and models. Thin by design: logic lives in src/ packages,
+# rules in rules/*.smk call their CLIs.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/phantom.smk"
+include: "rules/cohort.smk"
+
+
+rule all:
+    input:
+        all_products(),
+    default_target: True

@@ -1,0 +1,63 @@
+# Import every CT and radiograph into canonical, header-free files; fingerprint the cohort.
+
+
+rule import_ct:
+    input:
+        ct=ct_source,
+    output:
+        volume="results/subjects/{subject}/ct/ct_hu.nii.gz",
+        fingerprint="results/subjects/{subject}/ct/fingerprint.json",
+    log:
+        "logs/import_ct/{subject}.log",
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    shell:
+        "python -m cohort import-ct --subject {wildcards.subject} --ct {input.ct:q}"
+        " --out-volume {output.volume} --out-fingerprint {output.fingerprint} > {log} 2>&1"
+
+
+rule import_radiograph:
+    input:
+        unpack(radiograph_inputs),
+    output:
+        image="results/subjects/{subject}/radiographs/{image}/radiograph.mha",
+        geometry="results/subjects/{subject}/radiographs/{image}/geometry.json",
+        fingerprint="results/subjects/{subject}/radiographs/{image}/fingerprint.json",
+    params:
+        pose=lambda wc: radiograph_row(wc)["pose"],
+        geometry=lambda wc, input: f"--geometry {input.geometry:q}" if "geometry" in input.keys() else "",
+    log:
+        "logs/import_radiograph/{subject}/{image}.log",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m cohort import-radiograph --subject {wildcards.subject} --image {wildcards.image}"
+        " --path {input.image:q} {params.geometry} --pose {params.pose}"
+        " --out-image {output.image} --out-geometry {output.geometry}"
+        " --out-fingerprint {output.fingerprint} > {log} 2>&1"
+
+
+rule cohort_fingerprint:
+    input:
+        subjects=MANIFEST_SUBJECTS,
+        ct=expand("results/subjects/{subject}/ct/fingerprint.json", subject=SUBJECTS),
+        radiographs=[
+            f"results/subjects/{s}/radiographs/{i}/fingerprint.json" for s, i in radiograph_pairs()
+        ],
+    output:
+        json="results/cohort/fingerprint.json",
+        tsv=report(
+            "results/cohort/fingerprint.tsv",
+            caption="../report/fingerprint.rst",
+            category="Cohort",
+            labels={"table": "fingerprint"},
+        ),
+    log:
+        "logs/cohort_fingerprint.log",
+    localrule: True
+    shell:
+        "python -m cohort fingerprint --subjects {input.subjects:q} --ct {input.ct}"
+        " --radiographs {input.radiographs} --out-json {output.json} --out-tsv {output.tsv}"
+        " > {log} 2>&1"

@@ -1,0 +1,72 @@
+# Configuration, the cohort manifest and input functions shared by all rules.
+
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from cohort.manifest import read_cohort
+from phantom.cohort import subject_ids
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# Rules run the packages' CLIs with `python -m`; make src/ importable for them even when
+# the package is not installed into the job's environment (e.g. --sdm conda).
+SRC = Path(workflow.basedir) / "src"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p
+)
+
+SYNTHETIC = not config["cohort"]["subjects"]
+SYNTHETIC_DIR = "results/synthetic"
+
+if SYNTHETIC:
+    # The synthetic cohort's IDs follow from the config, so the DAG is known before the
+    # phantom has generated anything.
+    SUBJECTS = subject_ids(config["synthetic"]["n_subjects"])
+    IMAGES = {s: [] for s in SUBJECTS}
+    MANIFEST_SUBJECTS = f"{SYNTHETIC_DIR}/subjects.tsv"
+else:
+    COHORT = read_cohort(config["cohort"]["subjects"], config["cohort"]["radiographs"] or None)
+    SUBJECTS = COHORT.subject_ids
+    IMAGES = {s: COHORT.images_of(s) for s in SUBJECTS}
+    MANIFEST_SUBJECTS = config["cohort"]["subjects"]
+
+
+wildcard_constraints:
+    subject=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    image=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+
+
+def subject_dir(subject):
+    return f"results/subjects/{subject}"
+
+
+def ct_source(wildcards):
+    """The subject's CT as given: the user's file or folder, or the phantom's."""
+    if SYNTHETIC:
+        return f"{SYNTHETIC_DIR}/{wildcards.subject}/ct.nii.gz"
+    return COHORT.subject(wildcards.subject)["ct"]
+
+
+def radiograph_row(wildcards):
+    return COHORT.radiograph(wildcards.subject, wildcards.image)
+
+
+def radiograph_inputs(wildcards):
+    row = radiograph_row(wildcards)
+    inputs = {"image": row["path"]}
+    if row.get("geometry"):
+        inputs["geometry"] = row["geometry"]
+    return inputs
+
+
+def radiograph_pairs():
+    return [(s, i) for s in SUBJECTS for i in IMAGES[s]]
+
+
+def all_products():
+    return [
+        "results/cohort/fingerprint.json",
+        "results/cohort/fingerprint.tsv",
+    ]

@@ -1,0 +1,36 @@
+# The built-in synthetic cohort (only when config.cohort.subjects is empty).
+
+
+rule synthetic_subject:
+    output:
+        ct=f"{SYNTHETIC_DIR}/{{subject}}/ct.nii.gz",
+        truth=f"{SYNTHETIC_DIR}/{{subject}}/truth/truth.json",
+        density=f"{SYNTHETIC_DIR}/{{subject}}/truth/density_mg_cm3.nii.gz",
+        labels=f"{SYNTHETIC_DIR}/{{subject}}/truth/labels.nii.gz",
+        pf_region=f"{SYNTHETIC_DIR}/{{subject}}/truth/pf_region.nii.gz",
+    params:
+        seed=config["synthetic"]["seed"],
+        voxel_mm=config["synthetic"]["voxel_mm"],
+        out_dir=lambda wc: f"{SYNTHETIC_DIR}/{wc.subject}",
+    log:
+        "logs/synthetic_subject/{subject}.log",
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    shell:
+        "python -m phantom subject --subject {wildcards.subject} --seed {params.seed}"
+        " --voxel-mm {params.voxel_mm} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule synthetic_manifest:
+    input:
+        truth=expand(f"{SYNTHETIC_DIR}/{{subject}}/truth/truth.json", subject=SUBJECTS),
+    output:
+        subjects=f"{SYNTHETIC_DIR}/subjects.tsv",
+        radiographs=f"{SYNTHETIC_DIR}/radiographs.tsv",
+    log:
+        "logs/synthetic_manifest.log",
+    localrule: True
+    shell:
+        "python -m phantom manifest --truth {input.truth} --out-subjects {output.subjects}"
+        " --out-radiographs {output.radiographs} > {log} 2>&1"

@@ -1,0 +1,32 @@
+"""``python -m phantom``: generate synthetic subjects and the cohort manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from phantom.cohort import generate_subject, write_manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m phantom", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("subject", help="generate one subject's CT and ground truth")
+    s.add_argument("--subject", required=True, help="S001, S002, …")
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--voxel-mm", type=float, default=2.0)
+    s.add_argument("--out-dir", required=True)
+    m = sub.add_parser("manifest", help="write subjects.tsv and radiographs.tsv")
+    m.add_argument("--truth", nargs="+", required=True)
+    m.add_argument("--out-subjects", required=True)
+    m.add_argument("--out-radiographs", required=True)
+    a = ap.parse_args(argv)
+    if a.command == "subject":
+        generate_subject(a.subject, a.seed, a.voxel_mm, a.out_dir)
+    else:
+        write_manifest(a.truth, a.out_subjects, a.out_radiographs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Simulated CT acquisition: materials in HU, the calibration phantom, the scanner.
+
+Bone, muscle, water and the phantom's rods lie on the scanner's hydroxyapatite line
+HU = intercept + slope·ρ (ρ in mg/cm³ HA); fat, marrow, gas and the table have fixed
+HU off that line, as in real CT. The true density volume is what an ideal phantom
+calibration returns from the noiseless CT: (HU − intercept) / slope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from conventions.units import BMAS200_ROD_DENSITIES_MG_CM3
+from phantom import sdf
+from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame
+
+HU_AIR, HU_FAT, HU_MARROW, HU_TABLE = -1000.0, -100.0, -40.0, -350.0
+MUSCLE_MG_CM3 = 40.0
+EDGE_MM = 0.5  # partial-volume width of tissue boundaries
+PHANTOM_ROD_RADIUS_MM = 8.0
+PHANTOM_ROD_X_MM = (-100.0, -50.0, 0.0, 50.0, 100.0)
+
+
+@dataclass
+class Scanner:
+    slope_hu_per_mg_cm3: float
+    intercept_hu: float
+    noise_sd_hu: float
+    psf_sigma_mm: float
+    name: str
+
+    def hu(self, density_mg_cm3):
+        return self.intercept_hu + self.slope_hu_per_mg_cm3 * density_mg_cm3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SCANNER_MODELS = ("SynthCT A 64", "SynthCT B 128", "SynthCT C 320")
+
+
+def draw_scanner(rng: np.random.Generator) -> Scanner:
+    return Scanner(
+        slope_hu_per_mg_cm3=float(rng.uniform(0.78, 1.02)),
+        intercept_hu=float(rng.uniform(-20.0, 20.0)),
+        noise_sd_hu=float(rng.uniform(10.0, 22.0)),
+        psf_sigma_mm=float(rng.uniform(0.5, 0.9)),
+        name=str(rng.choice(SCANNER_MODELS)),
+    )
+
+
+def _mix(hu: np.ndarray, occ: np.ndarray, value) -> np.ndarray:
+    return hu * (1.0 - occ) + occ * value
+
+
+def _slab(points: np.ndarray, lo, hi) -> np.ndarray:
+    """Signed distance (Chebyshev, fine for flat faces) to an axis-aligned box."""
+    c, h = (np.asarray(lo) + hi) / 2.0, (np.asarray(hi) - lo) / 2.0
+    return np.max(np.abs(points - c) - h, axis=-1)
+
+
+def trabecular_density(
+    p: SubjectParameters, bone: str, z_mm: np.ndarray, texture: np.ndarray, side_frames: dict
+) -> np.ndarray:
+    """Trabecular density (mg/cm³) with texture; the femoral shaft turns into marrow."""
+    rho = p.trabecular_mg_cm3 * (1.0 + 0.22 * texture)
+    if bone.startswith("femur"):
+        lt_z = side_frames[bone]["lesser_trochanter"][2]
+        # Below the lesser trochanter the medullary canal holds marrow, not trabeculae.
+        keep = np.clip((z_mm - (lt_z - 45.0)) / 35.0, 0.0, 1.0)
+        return rho * keep
+    return rho * (0.85 if bone.startswith("hip") else 0.8)
+
+
+def cortical_thickness(bone: str, z_mm: np.ndarray, side_frames: dict) -> np.ndarray:
+    if bone.startswith("femur"):
+        lt_z = side_frames[bone]["lesser_trochanter"][2]
+        return np.interp(z_mm, [lt_z - 60.0, lt_z + 10.0], [5.5, 1.6]).astype(np.float32)
+    return np.full_like(z_mm, 1.4)
+
+
+def compose_hu(
+    p: SubjectParameters, anatomy: Anatomy, grid: Grid, scanner: Scanner, rng: np.random.Generator
+) -> tuple[np.ndarray, dict]:
+    """The noiseless HU volume (z, y, x) and where the phantom's rods lie."""
+    pts = grid.points()
+    z = pts[..., 2]
+    hu = np.full(z.shape, HU_AIR, dtype=np.float32)
+    hu = _mix(hu, sdf.occupancy(anatomy.body, 1.0), HU_FAT)
+    hu = _mix(hu, sdf.occupancy(anatomy.body_inner, 1.0), scanner.hu(MUSCLE_MG_CM3))
+    hu = _mix(hu, sdf.occupancy(sdf.ellipsoid(pts, [0, -38, -5], (38, 28, 30)), 1.0), scanner.hu(0))
+    for _ in range(3):  # bowel gas above the pelvic inlet
+        c = [rng.uniform(-60, 60), rng.uniform(-60, 10), rng.uniform(60, 120)]
+        d = sdf.ellipsoid(pts, c, rng.uniform(8, 22, size=3))
+        hu = _mix(hu, sdf.occupancy(d, 1.0), HU_AIR)
+
+    frames = {"femur_left": femur_frame(p, "L"), "femur_right": femur_frame(p, "R")}
+    for bone, d in anatomy.bones.items():
+        occ = sdf.occupancy(d, EDGE_MM)
+        if not np.any(occ > 1e-3):
+            continue
+        t = cortical_thickness(bone, z, frames)
+        occ_inner = sdf.occupancy(d + t, EDGE_MM)
+        trab = trabecular_density(p, bone, z, anatomy.texture, frames)
+        inner_hu = np.where(trab > 1.0, scanner.hu(trab), HU_MARROW)
+        if bone.startswith("femur"):  # marrow fills where trabeculae fade out
+            w = np.clip(trab / (p.trabecular_mg_cm3 * 0.5), 0.0, 1.0)
+            inner_hu = w * scanner.hu(trab) + (1 - w) * HU_MARROW
+        hu = hu * (1 - occ) + (occ - occ_inner) * scanner.hu(p.cortical_mg_cm3) + occ_inner * inner_hu
+
+    # B-MAS200-like phantom under the hips, then the table under it.
+    y0 = 5.0 + p.body_semi_axes_mm[1] + 3.0
+    lo_z, hi_z = grid.origin_mm[2] - 10, grid.origin_mm[2] + grid.spacing_mm[2] * grid.size_xyz[2] + 10
+    base = _slab(pts, [-140, y0, lo_z], [140, y0 + 24, hi_z])
+    hu = _mix(hu, sdf.occupancy(base, EDGE_MM), scanner.hu(0.0))
+    rods = []
+    for x, rho in zip(PHANTOM_ROD_X_MM, BMAS200_ROD_DENSITIES_MG_CM3, strict=True):
+        centre = np.array([x, y0 + 12.0])
+        d = np.linalg.norm(pts[..., :2] - centre, axis=-1) - PHANTOM_ROD_RADIUS_MM
+        hu = _mix(hu, sdf.occupancy(d, EDGE_MM), scanner.hu(rho))
+        rods.append({"x_mm": x, "y_mm": float(centre[1]), "radius_mm": PHANTOM_ROD_RADIUS_MM,
+                     "density_mg_cm3": rho})
+    table = _slab(pts, [-200, y0 + 27, lo_z], [200, y0 + 35, hi_z])
+    hu = _mix(hu, sdf.occupancy(table, EDGE_MM), HU_TABLE)
+    return hu.astype(np.float32), {"rods": rods, "base_y_mm": [y0, y0 + 24.0]}
+
+
+def acquire_ct(hu_clean: np.ndarray, grid: Grid, scanner: Scanner, rng: np.random.Generator):
+    """Blur by the scanner's PSF, add noise, quantise to int16 HU as a scanner stores it."""
+    blurred = ndimage.gaussian_filter(hu_clean, sigma=scanner.psf_sigma_mm / grid.spacing_mm[::-1])
+    noisy = blurred + rng.normal(0.0, scanner.noise_sd_hu, size=blurred.shape)
+    return np.clip(np.rint(noisy), -1024, 3071).astype(np.int16)

@@ -1,0 +1,221 @@
+"""Hip anatomy of one synthetic subject: parameters, implicit bones, materials.
+
+LPS millimetres throughout (+x patient left, +y posterior, +z superior); the femoral
+head centres lie at z = 0, symmetric about x = 0. ``side`` s is +1 for the patient's
+left and -1 for the right, so "lateral" is +s·x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from conventions.labels import BONE_LABELS
+from phantom import sdf
+
+SIDE_SIGN = {"L": 1.0, "R": -1.0}
+
+
+@dataclass
+class FemurParameters:
+    head_radius_mm: float
+    neck_shaft_angle_deg: float
+    anteversion_deg: float
+    neck_length_mm: float
+    neck_radius_mm: float
+    shaft_radius_mm: float
+
+
+@dataclass
+class SubjectParameters:
+    sex: str
+    age_years: float
+    bmd_z: float  # the subject's bone density level, standard deviations from the mean
+    head_separation_mm: float  # between the femoral head centres
+    joint_space_mm: float
+    trabecular_mg_cm3: float
+    cortical_mg_cm3: float
+    body_semi_axes_mm: tuple[float, float]  # (x, y) of the elliptic body outline
+    fat_thickness_mm: float
+    femur: dict[str, FemurParameters] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def draw_subject(rng: np.random.Generator) -> SubjectParameters:
+    """Draw one adult's hip from published adult ranges (see docs/synthetic_cohort.md)."""
+    sex = "F" if rng.random() < 0.6 else "M"
+    male = sex == "M"
+    age = float(rng.uniform(50, 90))
+    # Density declines with age; osteoporosis lowers the level further.
+    bmd_z = float(rng.normal(-0.02 * (age - 65), 0.9) + (0.3 if male else 0.0))
+    scale = 1.07 if male else 1.0
+    femur = {}
+    nsa = rng.normal(130.0, 3.0)
+    av = rng.normal(12.0, 5.0)
+    head_r = rng.normal(23.0, 1.3) * scale
+    for side in ("L", "R"):  # bilateral variation: small left-right differences
+        femur[side] = FemurParameters(
+            head_radius_mm=float(head_r + rng.normal(0, 0.3)),
+            neck_shaft_angle_deg=float(np.clip(nsa + rng.normal(0, 1.5), 120, 140)),
+            anteversion_deg=float(av + rng.normal(0, 2.0)),
+            neck_length_mm=float(rng.normal(48.0, 3.0) * scale),
+            neck_radius_mm=float(head_r * rng.normal(0.68, 0.03)),
+            shaft_radius_mm=float(rng.normal(13.5, 1.0) * scale),
+        )
+    return SubjectParameters(
+        sex=sex,
+        age_years=age,
+        bmd_z=bmd_z,
+        head_separation_mm=float(rng.normal(172.0, 8.0) * scale),
+        joint_space_mm=float(rng.uniform(3.0, 5.0)),
+        trabecular_mg_cm3=float(np.clip(190.0 + 45.0 * bmd_z, 60.0, 320.0)),
+        cortical_mg_cm3=float(np.clip(1000.0 + 60.0 * bmd_z, 750.0, 1200.0)),
+        body_semi_axes_mm=(float(rng.normal(165, 10)), float(rng.normal(115, 8))),
+        fat_thickness_mm=float(np.clip(rng.normal(22 if not male else 16, 6), 6, 45)),
+        femur=femur,
+    )
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def femur_frame(p: SubjectParameters, side: str) -> dict[str, np.ndarray]:
+    """Key points of one femur: head centre, neck base (on the shaft axis), trochanters."""
+    s = SIDE_SIGN[side]
+    f = p.femur[side]
+    head = np.array([s * p.head_separation_mm / 2, 0.0, 0.0])
+    a = np.deg2rad(f.neck_shaft_angle_deg)
+    b = np.deg2rad(f.anteversion_deg)
+    # Neck axis toward the head: medial and superior at the neck-shaft angle from the
+    # distal shaft axis, turned anterior (-y) by the anteversion.
+    toward_head = np.array([-s * np.sin(a) * np.cos(b), -np.sin(a) * np.sin(b), -np.cos(a)])
+    base = head - f.neck_length_mm * toward_head
+    return {
+        "head_center": head,
+        "neck_axis": toward_head,
+        "neck_base": base,
+        "shaft_top": base + np.array([s * 4.0, 0.0, 14.0]),
+        "shaft_bottom": base + np.array([-s * 22.0, 0.0, -230.0]),
+        "greater_trochanter": base + np.array([s * 17.0, 6.0, 12.0]),
+        "lesser_trochanter": base + np.array([-s * 13.0, 10.0, -38.0]),
+    }
+
+
+def femur_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray:
+    fr, f = femur_frame(p, side), p.femur[side]
+    d = sdf.sphere(points, fr["head_center"], f.head_radius_mm)
+    d = sdf.smooth_union(d, sdf.capsule(points, fr["head_center"], fr["neck_base"], f.neck_radius_mm), 6.0)
+    d = sdf.smooth_union(
+        d, sdf.capsule(points, fr["shaft_top"], fr["shaft_bottom"], f.shaft_radius_mm), 10.0
+    )
+    d = sdf.smooth_union(d, sdf.ellipsoid(points, fr["greater_trochanter"], (14, 17, 22)), 8.0)
+    return sdf.smooth_union(d, sdf.sphere(points, fr["lesser_trochanter"], 8.5), 5.0)
+
+
+def hip_bone_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray:
+    """One os coxae: acetabular cup, ilium (body and wing), pubis and ischium."""
+    s = SIDE_SIGN[side]
+    f = p.femur[side]
+    c = femur_frame(p, side)["head_center"]
+    r_in = f.head_radius_mm + p.joint_space_mm
+    cup = np.maximum(sdf.sphere(points, c, r_in + 6.0), -sdf.sphere(points, c, r_in))
+    opening = _unit([s * 0.75, -0.35, -0.55])  # the acetabulum faces lateral, anterior, down
+    cup = np.maximum(cup, (points - c) @ opening - 0.3 * r_in)
+    d = cup
+    d = sdf.smooth_union(d, sdf.capsule(points, c + [-s * 8, 6, r_in + 4], c + [-s * 12, 14, 55], 17), 8)
+    u = _unit([-s * 0.55, 0.83, 0.0])  # wing: from the anterior-lateral spine backward-medial
+    w = _unit([s * 0.3, 0.0, 1.0])  # and up, flaring laterally
+    n = np.cross(u, w)
+    wing = sdf.ellipsoid(points, c + [-s * 8, 10, 72], (78, 58, 6.5), np.stack([u, w, n], axis=1))
+    d = sdf.smooth_union(d, wing, 10)
+    symphysis = np.array([s * 6.0, -42.0, -30.0])
+    tuberosity = c + [-s * 22, 22, -58]
+    d = sdf.smooth_union(d, sdf.capsule(points, c + [-s * 16, -12, -6], symphysis, 8.5), 6)
+    d = sdf.smooth_union(d, sdf.capsule(points, c + [-s * 8, 12, -14], tuberosity, 11), 6)
+    d = sdf.smooth_union(d, sdf.capsule(points, tuberosity, symphysis + [s * 8, 8, -12], 6.5), 5)
+    # Keep the joint space open: nothing of the hip bone inside the head's shell.
+    return sdf.subtract(d, sdf.sphere(points, c, r_in - 0.5))
+
+
+def sacrum_sdf(points: np.ndarray, p: SubjectParameters) -> np.ndarray:
+    tilt = np.deg2rad(35.0)  # the sacrum leans with its top forward
+    rot = np.array(
+        [[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]]
+    )
+    half = p.head_separation_mm / 2
+    return sdf.ellipsoid(points, [0.0, 62.0, 52.0], (0.33 * half + 22, 22, 58), rot)
+
+
+@dataclass
+class Grid:
+    """An axis-aligned LPS grid: identity direction, origin at voxel (0, 0, 0)."""
+
+    origin_mm: np.ndarray
+    spacing_mm: np.ndarray
+    size_xyz: tuple[int, int, int]
+
+    def points(self) -> np.ndarray:
+        """LPS points of all voxels, array shape (z, y, x, 3) to match SimpleITK arrays."""
+        axes = [
+            self.origin_mm[i] + self.spacing_mm[i] * np.arange(self.size_xyz[i], dtype=np.float32)
+            for i in range(3)
+        ]
+        z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+        return np.stack([x, y, z], axis=-1).astype(np.float32)
+
+
+def make_grid(voxel_mm: float, extent_lo=(-190, -130, -140), extent_hi=(190, 176, 130)) -> Grid:
+    lo, hi = np.asarray(extent_lo, float), np.asarray(extent_hi, float)
+    size = tuple(int(v) for v in np.round((hi - lo) / voxel_mm).astype(int) + 1)
+    return Grid(lo, np.full(3, float(voxel_mm)), size)
+
+
+@dataclass
+class Anatomy:
+    """Signed distances of each structure on the grid, and the trabecular texture."""
+
+    bones: dict[str, np.ndarray]  # label name -> sdf (z, y, x)
+    body: np.ndarray
+    body_inner: np.ndarray  # the muscle compartment inside the fat layer
+    texture: np.ndarray  # zero-mean, unit-SD trabecular modulation
+
+
+def build_anatomy(p: SubjectParameters, grid: Grid, rng: np.random.Generator) -> Anatomy:
+    pts = grid.points()
+    bones = {
+        "femur_left": femur_sdf(pts, p, "L"),
+        "femur_right": femur_sdf(pts, p, "R"),
+        "sacrum": sacrum_sdf(pts, p),
+    }
+    for side, name in (("L", "hip_left"), ("R", "hip_right")):
+        d = hip_bone_sdf(pts, p, side)
+        bones[name] = sdf.subtract(d, bones["sacrum"] - 2.0)  # the sacroiliac joint gap
+    ax, ay = p.body_semi_axes_mm
+    xy = pts[..., :2] - np.array([0.0, 5.0], dtype=np.float32)
+    body = sdf.ellipsoid(
+        np.concatenate([xy, np.zeros_like(xy[..., :1])], -1), [0, 0, 0], (ax, ay, 1e6)
+    )
+    fat = p.fat_thickness_mm
+    body_inner = sdf.ellipsoid(
+        np.concatenate([xy, np.zeros_like(xy[..., :1])], -1), [0, 0, 0], (ax - fat, ay - fat, 1e6)
+    )
+    noise = rng.standard_normal(body.shape).astype(np.float32)
+    texture = ndimage.gaussian_filter(noise, sigma=1.2 / grid.spacing_mm[0] + 0.6)
+    texture /= texture.std() + 1e-12
+    return Anatomy({k: bones[k] for k in BONE_LABELS}, body, body_inner, texture)
+
+
+def label_image(anatomy: Anatomy) -> np.ndarray:
+    """uint8 labels (conventions.labels.BONE_LABELS): the structure whose surface is deepest."""
+    names = list(BONE_LABELS)
+    stack = np.stack([anatomy.bones[n] for n in names])
+    idx = np.argmin(stack, axis=0)
+    inside = np.take_along_axis(stack, idx[None], 0)[0] < 0
+    values = np.array([BONE_LABELS[n] for n in names], dtype=np.uint8)
+    return np.where(inside, values[idx], 0).astype(np.uint8)

@@ -1,0 +1,132 @@
+"""Generate synthetic subjects and the cohort manifest, with every true value recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from conventions.ct import write_volume
+from conventions.files import write_json, write_text
+from conventions.geometry import read_json_object
+from conventions.labels import BONE_LABELS
+from conventions.units import G_CM2_PER_MG_CM3_MM
+from phantom.acquisition import acquire_ct, compose_hu, draw_scanner
+from phantom.anatomy import build_anatomy, draw_subject, femur_frame, label_image, make_grid
+
+# DXA measures areal BMD with about 1-2 % precision and a few per cent of accuracy
+# error between subjects (soft-tissue inhomogeneity); modelled as one relative error.
+DXA_RELATIVE_ERROR_SD = 0.03
+PF_BELOW_LESSER_TROCHANTER_MM = 10.0  # the proximal-femur region's distal border
+
+
+def subject_ids(n_subjects: int) -> list[str]:
+    return [f"S{i + 1:03d}" for i in range(n_subjects)]
+
+
+def subject_rng(seed: int, subject_id: str) -> np.random.Generator:
+    """Each subject's own stream: the same subject comes out the same whatever n is."""
+    return np.random.default_rng([seed, int(subject_id.lstrip("S"))])
+
+
+def _image(array: np.ndarray, grid) -> sitk.Image:
+    img = sitk.GetImageFromArray(array)
+    img.SetOrigin(tuple(float(v) for v in grid.origin_mm))
+    img.SetSpacing(tuple(float(v) for v in grid.spacing_mm))
+    return img
+
+
+def bmd_truth(
+    density: np.ndarray, labels: np.ndarray, grid, target_side: str, frames: dict
+) -> tuple[dict[str, float], np.ndarray]:
+    """True QCT-BMD and areal BMD of the target proximal femur, and its region mask.
+
+    The region is the femur above a transverse plane 10 mm below the lesser
+    trochanter (head, neck, trochanteric region: DXA's total-hip region). Areal BMD
+    is the AP (along y) line integral of density through the region in g/cm², averaged
+    over the pixels the region projects onto.
+    """
+    name = "femur_left" if target_side == "L" else "femur_right"
+    z = grid.origin_mm[2] + grid.spacing_mm[2] * np.arange(grid.size_xyz[2])
+    lt_z = frames[name]["lesser_trochanter"][2]
+    region = (labels == BONE_LABELS[name]) & (z[:, None, None] >= lt_z - PF_BELOW_LESSER_TROCHANTER_MM)
+    qct = float(density[region].mean())
+    areal = (np.where(region, density, 0.0).sum(axis=1) * grid.spacing_mm[1]) * G_CM2_PER_MG_CM3_MM
+    projected = region.any(axis=1)
+    return {
+        "qct_bmd_mg_cm3": qct,
+        "areal_bmd_g_cm2": float(areal[projected].mean()),
+        "pf_region_volume_cm3": float(region.sum() * np.prod(grid.spacing_mm) / 1000.0),
+        "pf_region_projected_area_cm2": float(projected.sum() * grid.spacing_mm[0] * grid.spacing_mm[2] / 100.0),
+    }, region
+
+
+def generate_subject(subject_id: str, seed: int, voxel_mm: float, out_dir: str | Path) -> dict[str, Any]:
+    """Write one subject: ``ct.nii.gz`` (int16 HU) and ``truth/`` (density, labels, PF
+    region, ``truth.json``). Returns the truth record."""
+    out = Path(out_dir)
+    rng = subject_rng(seed, subject_id)
+    params = draw_subject(rng)
+    scanner = draw_scanner(rng)
+    target_side = "L" if rng.random() < 0.5 else "R"
+    grid = make_grid(voxel_mm)
+    anatomy = build_anatomy(params, grid, rng)
+    labels = label_image(anatomy)
+    hu_clean, phantom_layout = compose_hu(params, anatomy, grid, scanner, rng)
+    ct = acquire_ct(hu_clean, grid, scanner, rng)
+    density = ((hu_clean - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3).astype(np.float32)
+    frames = {"femur_left": femur_frame(params, "L"), "femur_right": femur_frame(params, "R")}
+    bmd, region = bmd_truth(density, labels, grid, target_side, frames)
+    dxa = bmd["areal_bmd_g_cm2"] * (1.0 + rng.normal(0.0, DXA_RELATIVE_ERROR_SD))
+
+    write_volume(out / "ct.nii.gz", _image(ct, grid))
+    write_volume(out / "truth" / "density_mg_cm3.nii.gz", _image(density, grid))
+    write_volume(out / "truth" / "labels.nii.gz", _image(labels, grid))
+    write_volume(out / "truth" / "pf_region.nii.gz", _image(region.astype(np.uint8), grid))
+    landmarks = {
+        f"{key}_{side}": frames[f"femur_{'left' if side == 'L' else 'right'}"][key].tolist()
+        for side in ("L", "R")
+        for key in ("head_center", "neck_base", "greater_trochanter", "lesser_trochanter")
+    }
+    truth = {
+        "subject_id": subject_id,
+        "seed": [seed, int(subject_id.lstrip("S"))],
+        "target_side": target_side,
+        "dxa_bmd_g_cm2": float(dxa),
+        **bmd,
+        "parameters": params.to_dict(),
+        "scanner": scanner.to_dict(),
+        "calibration_phantom": phantom_layout,
+        "landmarks_lps_mm": landmarks,
+        "labels": BONE_LABELS,
+        "voxel_mm": voxel_mm,
+    }
+    write_json(out / "truth" / "truth.json", truth)
+    return truth
+
+
+def write_manifest(truth_files: list[str | Path], out_subjects: str | Path, out_radiographs: str | Path) -> None:
+    """subjects.tsv (paths relative to it) and radiographs.tsv for the synthetic cohort.
+
+    The radiographs table is empty until the DRR engine simulates radiographs.
+    """
+    out_subjects = Path(out_subjects)
+    rows = []
+    for f in truth_files:
+        t = read_json_object(f)
+        subject_dir = Path(f).parent.parent
+        rows.append(
+            {
+                "subject_id": t["subject_id"],
+                "ct": str((subject_dir / "ct.nii.gz").relative_to(out_subjects.parent)),
+                "target_side": t["target_side"],
+                "dxa_bmd_g_cm2": round(t["dxa_bmd_g_cm2"], 4),
+                "phantom": "present",
+                "ct_scanner": t["scanner"]["name"],
+            }
+        )
+    write_text(out_subjects, pd.DataFrame(rows).to_csv(sep="\t", index=False))
+    write_text(out_radiographs, "subject_id\timage_id\tpath\tpose\tgeometry\n")
