@@ -7,6 +7,8 @@ rule import_ct:
     output:
         volume="results/subjects/{subject}/ct/ct_hu.nii.gz",
         fingerprint="results/subjects/{subject}/ct/fingerprint.json",
+    conda:
+        "../envs/cohort.yaml"
     log:
         "logs/import_ct/{subject}.log",
     resources:
@@ -27,6 +29,8 @@ rule import_radiograph:
     params:
         pose=lambda wc: radiograph_row(wc)["pose"],
         geometry=lambda wc, input: f"--geometry {input.geometry:q}" if "geometry" in input.keys() else "",
+    conda:
+        "../envs/cohort.yaml"
     log:
         "logs/import_radiograph/{subject}/{image}.log",
     resources:
@@ -54,6 +58,8 @@ rule cohort_fingerprint:
             category="Cohort",
             labels={"table": "fingerprint"},
         ),
+    conda:
+        "../envs/cohort.yaml"
     log:
         "logs/cohort_fingerprint.log",
     localrule: True

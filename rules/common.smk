@@ -1,6 +1,5 @@
 # Configuration, the cohort manifest and input functions shared by all rules.
 
-import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -10,12 +9,10 @@ from phantom.cohort import subject_ids
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-# Rules run the packages' CLIs with `python -m`; make src/ importable for them even when
-# the package is not installed into the job's environment (e.g. --sdm conda).
+# Rules run the packages' CLIs (`python -m <package>`); src/ goes on PYTHONPATH so they
+# import even where the project is not installed into the job's environment (--sdm conda).
 SRC = Path(workflow.basedir) / "src"
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p
-)
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 SYNTHETIC = not config["cohort"]["subjects"]
 SYNTHETIC_DIR = "results/synthetic"

@@ -12,6 +12,8 @@ rule synthetic_subject:
         seed=config["synthetic"]["seed"],
         voxel_mm=config["synthetic"]["voxel_mm"],
         out_dir=lambda wc: f"{SYNTHETIC_DIR}/{wc.subject}",
+    conda:
+        "../envs/phantom.yaml"
     log:
         "logs/synthetic_subject/{subject}.log",
     resources:
@@ -28,6 +30,8 @@ rule synthetic_manifest:
     output:
         subjects=f"{SYNTHETIC_DIR}/subjects.tsv",
         radiographs=f"{SYNTHETIC_DIR}/radiographs.tsv",
+    conda:
+        "../envs/phantom.yaml"
     log:
         "logs/synthetic_manifest.log",
     localrule: True

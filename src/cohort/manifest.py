@@ -46,15 +46,21 @@ class Cohort:
         return list(self.subjects.index)
 
     def subject(self, subject_id: str) -> dict[str, Any]:
-        return self.subjects.loc[subject_id].to_dict()
+        """One subject's row; empty optional cells are None."""
+        return _none_for_missing(self.subjects.loc[subject_id].to_dict())
 
     def radiograph(self, subject_id: str, image_id: str) -> dict[str, Any]:
         r = self.radiographs
         row = r[(r.subject_id == subject_id) & (r.image_id == image_id)]
-        return row.iloc[0].to_dict()
+        return _none_for_missing(row.iloc[0].to_dict())
 
     def images_of(self, subject_id: str) -> list[str]:
         return list(self.radiographs.loc[self.radiographs.subject_id == subject_id, "image_id"])
+
+
+def _none_for_missing(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+            for k, v in row.items()}
 
 
 @cache
@@ -97,7 +103,7 @@ def _typed_rows(
         problems.append(f"{path}: missing required column(s) {', '.join(map(repr, missing))}")
     if unknown or missing:
         return []
-    validator = jsonschema.Draft7Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema)
     rows = []
     for i, raw in enumerate(df.to_dict("records")):
         where = f"{path}: line {i + 2}"  # line 1 is the header

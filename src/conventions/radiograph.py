@@ -162,10 +162,16 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]
         "modality": str(ds.get("Modality", "")),
         "photometric_interpretation": photometric,
         "bits_stored": int(ds.get("BitsStored", 0) or 0),
-        "transfer_syntax": ds.file_meta.TransferSyntaxUID.name if "file_meta" in ds else "",
+        "transfer_syntax": _transfer_syntax_name(ds),
         "view_position": str(ds.get("ViewPosition", "")),
     }
     return np.ascontiguousarray(pixels, dtype=np.float32), values, info
+
+
+def _transfer_syntax_name(ds) -> str:
+    meta = getattr(ds, "file_meta", None)
+    uid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    return uid.name if uid is not None else ""
 
 
 def _read_with_sitk(

@@ -1,0 +1,123 @@
+"""Shared test fixtures: small DICOM files built by hand, the shared real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+REPO = Path(__file__).resolve().parents[1]
+# CI lays shared/ beside the checkout; developers have it at ../shared as well.
+SHARED = Path(os.environ.get("XRAY_BMD_SHARED", REPO.parent / "shared"))
+DDH_DIR = SHARED / "data" / "hip_radiographs_ddh"
+
+IDENTIFIERS = {
+    "PatientName": "Doe^Jane",
+    "PatientID": "MRN-0042-SECRET",
+    "PatientBirthDate": "19470312",
+    "AccessionNumber": "ACC-777-SECRET",
+    "InstitutionName": "St Example Hospital",
+    "StudyDate": "20230102",
+}
+
+
+def _file_dataset(path: Path, sop_class: str) -> FileDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    for k, v in IDENTIFIERS.items():
+        setattr(ds, k, v)
+    return ds
+
+
+def write_dicom_ct_series(
+    folder: Path,
+    hu: np.ndarray,
+    spacing_xyz=(0.8, 0.7, 2.5),
+    origin=(-100.0, -80.0, 40.0),
+    row_dir=(1.0, 0.0, 0.0),
+    col_dir=(0.0, 1.0, 0.0),
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+) -> None:
+    """A CT series, array hu[k, j, i] in HU, slices along row_dir × col_dir (LPS)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    normal = np.cross(row_dir, col_dir)
+    series, study, frame = generate_uid(), generate_uid(), generate_uid()
+    order = np.random.default_rng(0).permutation(hu.shape[0])  # file order ≠ slice order
+    for n, k in enumerate(order):
+        ds = _file_dataset(folder / f"img{n:04d}.dcm", CTImageStorage)
+        ds.Modality = "CT"
+        ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.FrameOfReferenceUID = series, study, frame
+        ds.InstanceNumber = int(k) + 1
+        pos = np.asarray(origin) + k * spacing_xyz[2] * normal
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*row_dir, *col_dir)]
+        ds.PixelSpacing = [spacing_xyz[1], spacing_xyz[0]]  # DICOM: [row spacing, col spacing]
+        ds.SliceThickness = spacing_xyz[2]
+        ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        stored = np.rint((hu[k] - intercept) / slope).astype(np.uint16)
+        ds.PixelData = stored.tobytes()
+        ds.save_as(folder / f"img{n:04d}.dcm", enforce_file_format=True)
+
+
+def write_dicom_radiograph(
+    path: Path,
+    pixels: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 12,
+    **tags,
+) -> None:
+    """A single-frame DX image; ``tags`` are set as DICOM attributes (geometry etc.)."""
+    ds = _file_dataset(path, "1.2.840.10008.5.1.4.1.1.1.1")
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    if pixels.ndim == 3:
+        ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit, ds.PixelRepresentation = 7, 0
+        ds.PhotometricInterpretation = "RGB"
+        ds.PixelData = pixels.astype(np.uint8).tobytes()
+    else:
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = photometric
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
+        ds.PixelRepresentation = 0
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+    for k, v in tags.items():
+        setattr(ds, k, v)
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture
+def ddh_files() -> list[Path]:
+    files = sorted(DDH_DIR.glob("*.dcm"))
+    if not files:
+        pytest.skip(f"shared real radiographs not found under {DDH_DIR}")
+    return files
+
+
+def run_in(cwd: Path):
+    """Helper for CLI tests: run a command list with the repo's src/ importable."""
+    import subprocess
+    import sys
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        return subprocess.run(
+            [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, check=check
+        )
+
+    return run
