@@ -28,7 +28,7 @@ rule import_radiograph:
         fingerprint="results/subjects/{subject}/radiographs/{image}/fingerprint.json",
     params:
         pose=lambda wc: radiograph_row(wc)["pose"],
-        geometry=lambda wc, input: f"--geometry {input.geometry:q}" if "geometry" in input.keys() else "",
+        geometry=geometry_argument,
     conda:
         "../envs/cohort.yaml"
     log:

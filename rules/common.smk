@@ -1,5 +1,6 @@
 # Configuration, the cohort manifest and input functions shared by all rules.
 
+import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -56,6 +57,11 @@ def radiograph_inputs(wildcards):
     if row.get("geometry"):
         inputs["geometry"] = row["geometry"]
     return inputs
+
+
+def geometry_argument(wildcards, input):
+    """The CLI option passing the manifest's geometry JSON, when the row has one."""
+    return f"--geometry {shlex.quote(input.geometry)}" if "geometry" in input.keys() else ""
 
 
 def radiograph_pairs():

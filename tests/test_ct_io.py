@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import IDENTIFIERS, write_dicom_ct_series
+
 from conventions.ct import physical_points, read_ct, write_volume
 from conventions.errors import InputError
 
@@ -61,8 +61,9 @@ def test_nifti_and_mha_copies_read_to_the_same_lps_points(tmp_path):
 def test_dicom_series_reads_in_lps_with_rescale(tmp_path):
     rng = np.random.default_rng(3)
     hu = rng.integers(-1000, 1500, size=(5, 6, 7)).astype(np.float32)
-    write_dicom_ct_series(tmp_path / "series", hu, spacing_xyz=(0.8, 0.7, 2.5),
-                          origin=(-100.0, -80.0, 40.0))
+    write_dicom_ct_series(
+        tmp_path / "series", hu, spacing_xyz=(0.8, 0.7, 2.5), origin=(-100.0, -80.0, 40.0)
+    )
     img = read_ct(tmp_path / "series")
     assert img.GetSize() == (7, 6, 5)
     assert img.GetSpacing() == pytest.approx((0.8, 0.7, 2.5))

@@ -54,14 +54,29 @@ def _replace(path, old, new):
 @pytest.mark.parametrize(
     ("table", "old", "new", "expected"),
     [
-        ("radiographs.tsv", "P02\tap1", "P09\tap1", "line 3, column 'subject_id': unknown subject 'P09'"),
+        (
+            "radiographs.tsv",
+            "P02\tap1",
+            "P09\tap1",
+            "line 3, column 'subject_id': unknown subject 'P09'",
+        ),
         ("subjects.tsv", "ct/P02.nii.gz", "ct/P99.nii.gz", "line 3, column 'ct': no such file"),
         ("subjects.tsv", "\tL\t", "\tleft\t", "line 2, column 'target_side': 'left' is not one of"),
         ("subjects.tsv", "0.81", "-0.81", "line 2, column 'dxa_bmd_g_cm2': -0.81 is less than"),
         ("subjects.tsv", "245.5", "abc", "line 2, column 'qct_bmd_mg_cm3': 'abc' is not a finite"),
-        ("subjects.tsv", "P02\t", "P01\t", "line 3, column 'subject_id': duplicate P01 (first on line 2)"),
+        (
+            "subjects.tsv",
+            "P02\t",
+            "P01\t",
+            "line 3, column 'subject_id': duplicate P01 (first on line 2)",
+        ),
         ("radiographs.tsv", "P02\tap1", "P01\tap1", "line 3, column 'image_id': duplicate P01/ap1"),
-        ("radiographs.tsv", "standing", "sitting", "line 2, column 'pose': 'sitting' is not one of"),
+        (
+            "radiographs.tsv",
+            "standing",
+            "sitting",
+            "line 2, column 'pose': 'sitting' is not one of",
+        ),
         ("subjects.tsv", "P01\t", "P 01\t", "line 2, column 'subject_id': 'P 01' does not match"),
         ("subjects.tsv", "ct_scanner", "scanner", "unknown column(s) 'scanner'"),
         ("subjects.tsv", "target_side", "side", "missing required column(s) 'target_side'"),
@@ -96,7 +111,9 @@ def test_validate_cli_exits_2_with_the_problems(cohort_dir):
     _replace(cohort_dir / "subjects.tsv", "\tR\t", "\tboth\t")
     p = subprocess.run(
         [sys.executable, "-m", "cohort", "validate", "subjects.tsv", "radiographs.tsv"],
-        cwd=cohort_dir, capture_output=True, text=True,
+        cwd=cohort_dir,
+        capture_output=True,
+        text=True,
     )
     assert p.returncode == 2
     assert "line 3, column 'target_side'" in p.stderr

@@ -179,4 +179,3 @@ def cohort_fingerprint(
     write_json(out_json, summary)
     write_text(out_tsv, pd.DataFrame(rows).to_csv(sep="\t", index=False))
     return summary
-

@@ -59,8 +59,10 @@ class Cohort:
 
 
 def _none_for_missing(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else v)
-            for k, v in row.items()}
+    return {
+        k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+        for k, v in row.items()
+    }
 
 
 @cache

@@ -89,7 +89,20 @@ def _read_fcsv(path: Path) -> dict[str, np.ndarray]:
             rows.append(line)
     if system is None:
         raise InputError(path, "no '# CoordinateSystem' header; cannot tell RAS from LPS")
-    columns = columns or ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label"]
+    columns = columns or [
+        "id",
+        "x",
+        "y",
+        "z",
+        "ow",
+        "ox",
+        "oy",
+        "oz",
+        "vis",
+        "sel",
+        "lock",
+        "label",
+    ]
     points: dict[str, np.ndarray] = {}
     for i, rec in enumerate(csv.reader(io.StringIO("\n".join(rows)))):
         row = dict(zip(columns, rec, strict=False))

@@ -109,11 +109,18 @@ def compose_hu(
         if bone.startswith("femur"):  # marrow fills where trabeculae fade out
             w = np.clip(trab / (p.trabecular_mg_cm3 * 0.5), 0.0, 1.0)
             inner_hu = w * scanner.hu(trab) + (1 - w) * HU_MARROW
-        hu = hu * (1 - occ) + (occ - occ_inner) * scanner.hu(p.cortical_mg_cm3) + occ_inner * inner_hu
+        hu = (
+            hu * (1 - occ)
+            + (occ - occ_inner) * scanner.hu(p.cortical_mg_cm3)
+            + occ_inner * inner_hu
+        )
 
     # B-MAS200-like phantom under the hips, then the table under it.
     y0 = 5.0 + p.body_semi_axes_mm[1] + 3.0
-    lo_z, hi_z = grid.origin_mm[2] - 10, grid.origin_mm[2] + grid.spacing_mm[2] * grid.size_xyz[2] + 10
+    lo_z, hi_z = (
+        grid.origin_mm[2] - 10,
+        grid.origin_mm[2] + grid.spacing_mm[2] * grid.size_xyz[2] + 10,
+    )
     base = _slab(pts, [-140, y0, lo_z], [140, y0 + 24, hi_z])
     hu = _mix(hu, sdf.occupancy(base, EDGE_MM), scanner.hu(0.0))
     rods = []
@@ -121,8 +128,14 @@ def compose_hu(
         centre = np.array([x, y0 + 12.0])
         d = np.linalg.norm(pts[..., :2] - centre, axis=-1) - PHANTOM_ROD_RADIUS_MM
         hu = _mix(hu, sdf.occupancy(d, EDGE_MM), scanner.hu(rho))
-        rods.append({"x_mm": x, "y_mm": float(centre[1]), "radius_mm": PHANTOM_ROD_RADIUS_MM,
-                     "density_mg_cm3": rho})
+        rods.append(
+            {
+                "x_mm": x,
+                "y_mm": float(centre[1]),
+                "radius_mm": PHANTOM_ROD_RADIUS_MM,
+                "density_mg_cm3": rho,
+            }
+        )
     table = _slab(pts, [-200, y0 + 27, lo_z], [200, y0 + 35, hi_z])
     hu = _mix(hu, sdf.occupancy(table, EDGE_MM), HU_TABLE)
     return hu.astype(np.float32), {"rods": rods, "base_y_mm": [y0, y0 + 24.0]}

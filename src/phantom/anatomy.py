@@ -110,7 +110,9 @@ def femur_frame(p: SubjectParameters, side: str) -> dict[str, np.ndarray]:
 def femur_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray:
     fr, f = femur_frame(p, side), p.femur[side]
     d = sdf.sphere(points, fr["head_center"], f.head_radius_mm)
-    d = sdf.smooth_union(d, sdf.capsule(points, fr["head_center"], fr["neck_base"], f.neck_radius_mm), 6.0)
+    d = sdf.smooth_union(
+        d, sdf.capsule(points, fr["head_center"], fr["neck_base"], f.neck_radius_mm), 6.0
+    )
     d = sdf.smooth_union(
         d, sdf.capsule(points, fr["shaft_top"], fr["shaft_bottom"], f.shaft_radius_mm), 10.0
     )
@@ -123,31 +125,35 @@ def hip_bone_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndar
     s = SIDE_SIGN[side]
     f = p.femur[side]
     c = femur_frame(p, side)["head_center"]
+
+    def at(dx: float, dy: float, dz: float) -> np.ndarray:
+        """A point offset from the head centre (dx toward the patient's left)."""
+        return c + np.array([dx, dy, dz])
+
     r_in = f.head_radius_mm + p.joint_space_mm
     cup = np.maximum(sdf.sphere(points, c, r_in + 6.0), -sdf.sphere(points, c, r_in))
     opening = _unit([s * 0.75, -0.35, -0.55])  # the acetabulum faces lateral, anterior, down
-    cup = np.maximum(cup, (points - c) @ opening - 0.3 * r_in)
-    d = cup
-    d = sdf.smooth_union(d, sdf.capsule(points, c + [-s * 8, 6, r_in + 4], c + [-s * 12, 14, 55], 17), 8)
+    d = np.maximum(cup, (points - c) @ opening - 0.3 * r_in)
+    ilium_body = sdf.capsule(points, at(-s * 8, 6, r_in + 4), at(-s * 12, 14, 55), 17)
+    d = sdf.smooth_union(d, ilium_body, 8)
     u = _unit([-s * 0.55, 0.83, 0.0])  # wing: from the anterior-lateral spine backward-medial
     w = _unit([s * 0.3, 0.0, 1.0])  # and up, flaring laterally
     n = np.cross(u, w)
-    wing = sdf.ellipsoid(points, c + [-s * 8, 10, 72], (78, 58, 6.5), np.stack([u, w, n], axis=1))
+    wing = sdf.ellipsoid(points, at(-s * 8, 10, 72), (78, 58, 6.5), np.stack([u, w, n], axis=1))
     d = sdf.smooth_union(d, wing, 10)
     symphysis = np.array([s * 6.0, -42.0, -30.0])
-    tuberosity = c + [-s * 22, 22, -58]
-    d = sdf.smooth_union(d, sdf.capsule(points, c + [-s * 16, -12, -6], symphysis, 8.5), 6)
-    d = sdf.smooth_union(d, sdf.capsule(points, c + [-s * 8, 12, -14], tuberosity, 11), 6)
-    d = sdf.smooth_union(d, sdf.capsule(points, tuberosity, symphysis + [s * 8, 8, -12], 6.5), 5)
+    tuberosity = at(-s * 22, 22, -58)
+    inferior_ramus_end = symphysis + np.array([s * 8, 8, -12])
+    d = sdf.smooth_union(d, sdf.capsule(points, at(-s * 16, -12, -6), symphysis, 8.5), 6)
+    d = sdf.smooth_union(d, sdf.capsule(points, at(-s * 8, 12, -14), tuberosity, 11), 6)
+    d = sdf.smooth_union(d, sdf.capsule(points, tuberosity, inferior_ramus_end, 6.5), 5)
     # Keep the joint space open: nothing of the hip bone inside the head's shell.
     return sdf.subtract(d, sdf.sphere(points, c, r_in - 0.5))
 
 
 def sacrum_sdf(points: np.ndarray, p: SubjectParameters) -> np.ndarray:
     tilt = np.deg2rad(35.0)  # the sacrum leans with its top forward
-    rot = np.array(
-        [[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]]
-    )
+    rot = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
     half = p.head_separation_mm / 2
     return sdf.ellipsoid(points, [0.0, 62.0, 52.0], (0.33 * half + 22, 22, 58), rot)
 

@@ -52,7 +52,9 @@ def bmd_truth(
     name = "femur_left" if target_side == "L" else "femur_right"
     z = grid.origin_mm[2] + grid.spacing_mm[2] * np.arange(grid.size_xyz[2])
     lt_z = frames[name]["lesser_trochanter"][2]
-    region = (labels == BONE_LABELS[name]) & (z[:, None, None] >= lt_z - PF_BELOW_LESSER_TROCHANTER_MM)
+    region = (labels == BONE_LABELS[name]) & (
+        z[:, None, None] >= lt_z - PF_BELOW_LESSER_TROCHANTER_MM
+    )
     qct = float(density[region].mean())
     areal = (np.where(region, density, 0.0).sum(axis=1) * grid.spacing_mm[1]) * G_CM2_PER_MG_CM3_MM
     projected = region.any(axis=1)
@@ -60,11 +62,15 @@ def bmd_truth(
         "qct_bmd_mg_cm3": qct,
         "areal_bmd_g_cm2": float(areal[projected].mean()),
         "pf_region_volume_cm3": float(region.sum() * np.prod(grid.spacing_mm) / 1000.0),
-        "pf_region_projected_area_cm2": float(projected.sum() * grid.spacing_mm[0] * grid.spacing_mm[2] / 100.0),
+        "pf_region_projected_area_cm2": float(
+            projected.sum() * grid.spacing_mm[0] * grid.spacing_mm[2] / 100.0
+        ),
     }, region
 
 
-def generate_subject(subject_id: str, seed: int, voxel_mm: float, out_dir: str | Path) -> dict[str, Any]:
+def generate_subject(
+    subject_id: str, seed: int, voxel_mm: float, out_dir: str | Path
+) -> dict[str, Any]:
     """Write one subject: ``ct.nii.gz`` (int16 HU) and ``truth/`` (density, labels, PF
     region, ``truth.json``). Returns the truth record."""
     out = Path(out_dir)
@@ -108,7 +114,9 @@ def generate_subject(subject_id: str, seed: int, voxel_mm: float, out_dir: str |
     return truth
 
 
-def write_manifest(truth_files: list[str | Path], out_subjects: str | Path, out_radiographs: str | Path) -> None:
+def write_manifest(
+    truth_files: list[str | Path], out_subjects: str | Path, out_radiographs: str | Path
+) -> None:
     """subjects.tsv (paths relative to it) and radiographs.tsv for the synthetic cohort.
 
     The radiographs table is empty until the DRR engine simulates radiographs.

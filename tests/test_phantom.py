@@ -1,0 +1,103 @@
+"""The synthetic cohort records truths that its own images agree with."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from cohort.manifest import read_cohort
+from conventions.ct import read_ct
+from conventions.labels import BONE_LABELS
+from phantom.cohort import generate_subject, write_manifest
+
+
+@pytest.fixture(scope="module")
+def subject(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    truth = generate_subject("S001", seed=11, voxel_mm=4.0, out_dir=out / "S001")
+    return out, truth
+
+
+def _array(path):
+    img = sitk.ReadImage(str(path))
+    return img, sitk.GetArrayFromImage(img)
+
+
+def test_bones_are_on_their_anatomical_sides(subject):
+    out, truth = subject
+    img, labels = _array(out / "S001" / "truth" / "labels.nii.gz")
+    assert set(np.unique(labels)) == {0, *BONE_LABELS.values()}
+    ijk = {n: np.argwhere(labels == v).mean(axis=0) for n, v in BONE_LABELS.items()}
+    x = {n: img.TransformContinuousIndexToPhysicalPoint(tuple(ijk[n][::-1]))[0] for n in ijk}
+    # LPS: +x is the patient's left.
+    assert x["femur_left"] > 40 and x["hip_left"] > 20
+    assert x["femur_right"] < -40 and x["hip_right"] < -20
+    assert abs(x["sacrum"]) < 5
+    # Each femoral head centre (truth landmark) lies inside that femur's label.
+    for side, name in (("L", "femur_left"), ("R", "femur_right")):
+        p = truth["landmarks_lps_mm"][f"head_center_{side}"]
+        idx = img.TransformPhysicalPointToIndex(p)
+        assert labels[idx[2], idx[1], idx[0]] == BONE_LABELS[name]
+
+
+def test_ct_follows_the_scanner_line_at_the_phantom_rods(subject):
+    out, truth = subject
+    ct = read_ct(out / "S001" / "ct.nii.gz")
+    hu = sitk.GetArrayFromImage(ct)
+    _, density = _array(out / "S001" / "truth" / "density_mg_cm3.nii.gz")
+    sc = truth["scanner"]
+    for rod in truth["calibration_phantom"]["rods"]:
+        idx = ct.TransformPhysicalPointToIndex((rod["x_mm"], rod["y_mm"], 0.0))
+        core = (slice(None), slice(idx[1] - 1, idx[1] + 2), slice(idx[0] - 1, idx[0] + 2))
+        expected_hu = sc["intercept_hu"] + sc["slope_hu_per_mg_cm3"] * rod["density_mg_cm3"]
+        # Median over ~600 voxels: noise SD ≤ 22 HU gives a standard error ~1 HU.
+        assert np.median(hu[core]) == pytest.approx(expected_hu, abs=4.0)
+        assert np.median(density[core]) == pytest.approx(rod["density_mg_cm3"], abs=0.5)
+
+
+def test_bmd_truth_is_consistent_with_the_density_volume(subject):
+    out, truth = subject
+    img, density = _array(out / "S001" / "truth" / "density_mg_cm3.nii.gz")
+    _, region = _array(out / "S001" / "truth" / "pf_region.nii.gz")
+    region = region.astype(bool)
+    assert density[region].mean() == pytest.approx(truth["qct_bmd_mg_cm3"], rel=1e-5)
+    # Areal BMD recomputed independently: mass over projected area, g/cm².
+    dy = img.GetSpacing()[1]
+    mass_g_per_cm2 = (density * region).sum(axis=1) * dy * 1e-4
+    assert mass_g_per_cm2[region.any(axis=1)].mean() == pytest.approx(
+        truth["areal_bmd_g_cm2"], rel=1e-5
+    )
+    # Adult proximal femur ranges (total-hip DXA 0.4-1.3 g/cm², integral vBMD 150-450).
+    assert 0.4 < truth["areal_bmd_g_cm2"] < 1.3
+    assert 150 < truth["qct_bmd_mg_cm3"] < 450
+    side = "left" if truth["target_side"] == "L" else "right"
+    assert np.all(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(out / "S001" / "truth" / "labels.nii.gz")))[
+            region
+        ]
+        == BONE_LABELS[f"femur_{side}"]
+    )
+
+
+def test_generation_is_deterministic(subject, tmp_path):
+    out, truth = subject
+    again = generate_subject("S001", seed=11, voxel_mm=4.0, out_dir=tmp_path / "S001")
+    assert json.dumps(again, sort_keys=True) == json.dumps(truth, sort_keys=True)
+    a = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "S001" / "ct.nii.gz")))
+    b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "S001" / "ct.nii.gz")))
+    assert np.array_equal(a, b)
+
+
+def test_manifest_of_the_synthetic_cohort_validates(subject):
+    out, truth = subject
+    write_manifest(
+        [out / "S001" / "truth" / "truth.json"], out / "subjects.tsv", out / "radiographs.tsv"
+    )
+    c = read_cohort(out / "subjects.tsv", out / "radiographs.tsv")
+    row = c.subject("S001")
+    assert row["target_side"] == truth["target_side"]
+    assert row["dxa_bmd_g_cm2"] == pytest.approx(truth["dxa_bmd_g_cm2"], abs=1e-4)
+    assert row["ct"] == str((out / "S001" / "ct.nii.gz").resolve())

@@ -1,0 +1,150 @@
+"""The Snakemake workflow end to end: DAG, the synthetic demo, a user cohort with bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import IDENTIFIERS, REPO, write_dicom_ct_series, write_dicom_radiograph
+
+WORKFLOW_PARTS = (
+    "Snakefile",
+    "rules",
+    "schemas",
+    "src",
+    "envs",
+    "report",
+    "profiles",
+    "config.yaml",
+)
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Path:
+    """A copy of the workflow in a temporary folder, so results/ of the repo stay untouched."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(
+                src,
+                wf / part,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+            )
+        else:
+            shutil.copy(src, wf / part)
+    return wf
+
+
+def snakemake(wf: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    # Jobs call `python`: make it this interpreter, whatever PATH says.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    p = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=wf,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def test_default_config_builds_a_dag(workflow):
+    p = snakemake(workflow, "-n", "--quiet", "rules")
+    counts = {}
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["synthetic_subject"] == 6  # config.yaml's n_subjects
+    assert counts["import_ct"] == 6
+    assert counts["cohort_fingerprint"] == 1
+
+
+@pytest.mark.slow
+def test_synthetic_demo_runs_and_caches(workflow):
+    cfg = str(REPO / "tests" / "configs" / "synthetic_tiny.yaml")
+    snakemake(workflow, "--configfile", cfg)
+    fp = json.loads((workflow / "results/cohort/fingerprint.json").read_text())
+    assert fp["n_subjects"] == 2
+    assert fp["ct"]["with_phantom"] == 2
+    ct = sitk.ReadImage(str(workflow / "results/subjects/S001/ct/ct_hu.nii.gz"))
+    truth = sitk.ReadImage(str(workflow / "results/synthetic/S001/ct.nii.gz"))
+    assert ct.GetOrigin() == pytest.approx(truth.GetOrigin())
+    assert np.array_equal(sitk.GetArrayFromImage(ct), sitk.GetArrayFromImage(truth))
+    # Everything is cached: a second run has nothing to do.
+    again = snakemake(workflow, "--configfile", cfg, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def _user_cohort(root: Path) -> Path:
+    """Three subjects: a DICOM CT, a NIfTI CT, and a radiograph lacking its geometry."""
+    data = root / "data"
+    hu = np.full((6, 10, 12), -1000.0, dtype=np.float32)
+    hu[:, 3:7, 3:9] = 40.0
+    write_dicom_ct_series(data / "ct_A", hu)
+    img = sitk.GetImageFromArray(hu)
+    img.SetSpacing((1.5, 1.5, 3.0))
+    sitk.WriteImage(img, str(data / "ct_B.nii.gz"))
+    sitk.WriteImage(img, str(data / "ct_C.mha"))
+    px = (np.arange(40 * 30).reshape(40, 30) % 4096).astype(np.uint16)
+    write_dicom_radiograph(
+        data / "A_ap.dcm",
+        px,
+        ImagerPixelSpacing=[0.2, 0.2],
+        DistanceSourceToDetector="1100",
+        DistanceSourceToPatient="1000",
+    )
+    sitk.WriteImage(sitk.GetImageFromArray((px % 256).astype(np.uint8)), str(data / "B_ap.png"))
+    (data / "B_ap.json").write_text(json.dumps({"sdd_mm": 1000.0, "pixel_spacing_mm": [0.3, 0.3]}))
+    write_dicom_radiograph(data / "C_ap.dcm", px)  # no geometry tags, no geometry JSON
+    (root / "subjects.tsv").write_text(
+        "subject_id\tct\ttarget_side\tphantom\n"
+        "A\tdata/ct_A\tL\tabsent\nB\tdata/ct_B.nii.gz\tR\tabsent\nC\tdata/ct_C.mha\tL\tabsent\n"
+    )
+    (root / "radiographs.tsv").write_text(
+        "subject_id\timage_id\tpath\tpose\tgeometry\n"
+        "A\tap\tdata/A_ap.dcm\tsupine\t\nB\tap\tdata/B_ap.png\tstanding\tdata/B_ap.json\n"
+        "C\tap\tdata/C_ap.dcm\tstanding\t\n"
+    )
+    cfg = root / "config.yaml"
+    cfg.write_text(
+        f"cohort:\n  subjects: {root / 'subjects.tsv'}\n  radiographs: {root / 'radiographs.tsv'}\n"
+    )
+    return cfg
+
+
+@pytest.mark.slow
+def test_user_cohort_bad_radiograph_fails_alone_and_no_identifier_leaks(workflow, tmp_path):
+    cfg = _user_cohort(tmp_path / "cohort")
+    p = snakemake(workflow, "--configfile", str(cfg), "--keep-going", check=False)
+    assert p.returncode != 0
+    res = workflow / "results" / "subjects"
+    for s in ("A", "B"):
+        assert (res / s / "radiographs" / "ap" / "radiograph.mha").is_file()
+        assert (res / s / "radiographs" / "ap" / "geometry.json").is_file()
+    for s in ("A", "B", "C"):
+        assert (res / s / "ct" / "ct_hu.nii.gz").is_file()
+    assert not (res / "C" / "radiographs" / "ap" / "radiograph.mha").exists()
+    log = (workflow / "logs" / "import_radiograph" / "C" / "ap.log").read_text()
+    assert "subject C" in log and "C_ap.dcm" in log and "DistanceSourceToDetector" in log
+    geometry = json.loads((res / "A" / "radiographs" / "ap" / "geometry.json").read_text())
+    assert geometry["sdd_mm"] == 1100.0 and geometry["pixel_spacing_mm"] == [0.2, 0.2]
+    # Privacy: no DICOM identifier in any product or log.
+    for folder in ("results", "logs"):
+        for f in (workflow / folder).rglob("*"):
+            if f.is_file():
+                data = f.read_bytes()
+                for value in IDENTIFIERS.values():
+                    assert value.encode() not in data, (f, value)
