@@ -1,7 +1,7 @@
 """Bone label values of the project's label images (uint8, CT grid).
 
-TotalSegmentator's values for the same structures are mapped onto these on import
-(see the segmentation stage); 0 is background.
+0 is background. TotalSegmentator's values for the same bones are recorded beside them
+so masks it produced can be mapped onto ours.
 """
 
 BONE_LABELS: dict[str, int] = {
