@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,18 @@ def snakemake(wf: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     return p
 
 
-def test_default_config_builds_a_dag(workflow):
-    p = snakemake(workflow, "-n", "--quiet", "rules")
+def _job_counts(stats: str) -> dict[str, int]:
+    """Job counts from Snakemake's "Job stats" table."""
     counts = {}
-    for line in p.stdout.splitlines():
+    for line in stats.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_default_config_builds_a_dag(workflow):
+    counts = _job_counts(snakemake(workflow, "-n", "--quiet", "rules").stdout)
     assert counts["synthetic_subject"] == 6  # config.yaml's n_subjects
     assert counts["import_ct"] == 6
     assert counts["cohort_fingerprint"] == 1
@@ -86,6 +92,25 @@ def test_synthetic_demo_runs_and_caches(workflow):
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # Rerunning one subject's step touches that subject only.
+    one = snakemake(
+        workflow,
+        "results/subjects/S002/ct/ct_hu.nii.gz",
+        "--configfile",
+        cfg,
+        "--forcerun",
+        "import_ct",
+        "-n",
+        "--quiet",
+        "rules",
+    )
+    assert _job_counts(one.stdout) == {"import_ct": 1, "total": 1}
+    # The audit report holds the cohort fingerprint table.
+    snakemake(workflow, "--configfile", cfg, "--report", "report.zip")
+    with zipfile.ZipFile(workflow / "report.zip") as z:
+        names = z.namelist()
+    assert any(n.endswith("report.html") for n in names)
+    assert any("fingerprint.tsv" in n for n in names)
 
 
 def _user_cohort(root: Path) -> Path:
