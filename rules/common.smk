@@ -1,18 +1,23 @@
 # Configuration, the cohort manifest and input functions shared by all rules.
 
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-from cohort.manifest import read_cohort
-from phantom.cohort import subject_ids
+# The workflow's own packages import from src/ whether or not the project is installed
+# (e.g. a bare Snakemake with --sdm conda); parsing needs only pandas and jsonschema.
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
+
+from cohort.manifest import read_cohort  # noqa: E402
+from phantom.ids import subject_ids  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules run the packages' CLIs (`python -m <package>`); src/ goes on PYTHONPATH so they
 # import even where the project is not installed into the job's environment (--sdm conda).
-SRC = Path(workflow.basedir) / "src"
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 SYNTHETIC = not config["cohort"]["subjects"]

@@ -23,10 +23,6 @@ DXA_RELATIVE_ERROR_SD = 0.03
 PF_BELOW_LESSER_TROCHANTER_MM = 10.0  # the proximal-femur region's distal border
 
 
-def subject_ids(n_subjects: int) -> list[str]:
-    return [f"S{i + 1:03d}" for i in range(n_subjects)]
-
-
 def subject_rng(seed: int, subject_id: str) -> np.random.Generator:
     """Each subject's own stream: the same subject comes out the same whatever n is."""
     return np.random.default_rng([seed, int(subject_id.lstrip("S"))])
