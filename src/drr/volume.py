@@ -1,0 +1,83 @@
+"""A volume to project: channels of float32 voxels and the affine that places them in LPS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from conventions.ct import voxel_to_physical_matrix
+
+
+@dataclass
+class Volume:
+    """Voxel data (C, D, H, W) = (channels, z, y, x) and continuous index (x, y, z) → LPS mm."""
+
+    data: np.ndarray
+    ct_from_index: np.ndarray
+    channels: tuple[str, ...] = ("value",)
+
+    def __post_init__(self) -> None:
+        self.data = np.ascontiguousarray(self.data, dtype=np.float32)
+        if self.data.ndim == 3:
+            self.data = self.data[None]
+        if self.data.ndim != 4:
+            raise ValueError(f"volume data must be (C, D, H, W), got shape {self.data.shape}")
+        if len(self.channels) != self.data.shape[0]:
+            raise ValueError(f"{len(self.channels)} channel names for {self.data.shape[0]} channels")
+        self.ct_from_index = np.asarray(self.ct_from_index, dtype=np.float64)
+
+    @property
+    def shape_xyz(self) -> tuple[int, int, int]:
+        c, d, h, w = self.data.shape
+        return w, h, d
+
+    @property
+    def index_from_ct(self) -> np.ndarray:
+        return np.linalg.inv(self.ct_from_index)
+
+    @property
+    def spacing_mm(self) -> np.ndarray:
+        """Voxel edge lengths along the index axes (x, y, z)."""
+        return np.linalg.norm(self.ct_from_index[:3, :3], axis=0)
+
+    @classmethod
+    def from_image(
+        cls,
+        image: sitk.Image,
+        masks: dict[str, np.ndarray] | None = None,
+        value: np.ndarray | None = None,
+    ) -> Volume:
+        """A volume from a SimpleITK image; with ``masks``, one channel per mask.
+
+        Each mask channel holds the voxel value inside the mask and zero outside, so a
+        masked DRR integrates only that structure. ``value`` replaces the image's voxels
+        (e.g. after converting HU to attenuation) while keeping its geometry.
+        """
+        v = sitk.GetArrayFromImage(image).astype(np.float32) if value is None else value
+        if masks is None:
+            return cls(v[None], voxel_to_physical_matrix(image), ("value",))
+        data = np.stack([np.where(m, v, np.float32(0)) for m in masks.values()])
+        return cls(data, voxel_to_physical_matrix(image), tuple(masks))
+
+    def cropped_to_support(self, margin: int = 1) -> Volume:
+        """The smallest sub-volume holding every non-zero voxel (plus ``margin``).
+
+        Masked DRRs (one bone) then march only through that bone's box, not the whole CT.
+        """
+        nz = np.any(self.data != 0, axis=0)
+        if not nz.any():
+            return self
+        lo, hi = [], []
+        for axis in range(3):
+            other = tuple(a for a in range(3) if a != axis)
+            idx = np.flatnonzero(nz.any(axis=other))
+            lo.append(max(int(idx[0]) - margin, 0))
+            hi.append(min(int(idx[-1]) + margin + 1, nz.shape[axis]))
+        (z0, y0, x0), (z1, y1, x1) = lo, hi
+        shift = np.eye(4)
+        shift[:3, 3] = [x0, y0, z0]
+        return Volume(
+            self.data[:, z0:z1, y0:y1, x0:x1], self.ct_from_index @ shift, self.channels
+        )
