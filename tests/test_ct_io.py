@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import IDENTIFIERS, write_dicom_ct_series
 
+from conftest import IDENTIFIERS, write_dicom_ct_series
 from conventions.ct import physical_points, read_ct, write_volume
 from conventions.errors import InputError
 

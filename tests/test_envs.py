@@ -10,8 +10,9 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import yaml
-from conftest import REPO
 from packaging.requirements import Requirement
+
+from conftest import REPO
 
 # conda-forge names that differ from the PyPI distribution names.
 CONDA_TO_PYPI = {"pytorch": "torch"}

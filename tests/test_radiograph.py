@@ -8,8 +8,8 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from conftest import IDENTIFIERS, write_dicom_radiograph
 
+from conftest import IDENTIFIERS, write_dicom_radiograph
 from conventions.errors import InputError
 from conventions.radiograph import read_radiograph, to_grey
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from conftest import IDENTIFIERS, REPO, write_dicom_ct_series, write_dicom_radiograph
 
 WORKFLOW_PARTS = (

@@ -40,9 +40,20 @@ def totalsegmentator_example(cache: Path | None = None) -> dict[str, Path]:
     sdist = cache / f"totalsegmentator-{TOTALSEGMENTATOR_VERSION}.tar.gz"
     if not sdist.is_file():
         p = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             f"totalsegmentator=={TOTALSEGMENTATOR_VERSION}", "-d", str(cache)],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"totalsegmentator=={TOTALSEGMENTATOR_VERSION}",
+                "-d",
+                str(cache),
+            ],
+            capture_output=True,
+            text=True,
         )
         if p.returncode != 0 or not sdist.is_file():
             raise RuntimeError(f"cannot download TotalSegmentator's sdist: {p.stderr[-500:]}")

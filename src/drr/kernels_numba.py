@@ -36,13 +36,14 @@ def _trilinear(v, x, y, z):
 
 @numba.njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
 def trilinear_march(padded, origin, direction, mm_per_lambda, lam_in, lam_out, step_mm, out):
-    """∫ f dl by midpoint sampling of the trilinear interpolant, step ≤ step_mm.
+    """∫ f dl by sampling the trilinear interpolant every ``step_mm`` along each ray.
 
+    Samples sit on a lattice anchored at the source (λ = (k + ½)·step / length), not
+    fitted to the clip box, so cropping the volume or changing its box moves no sample.
     ``padded`` is the volume (C, D+2, H+2, W+2) with one voxel of zeros on every side,
     so the interpolant falls to zero one voxel outside the data and every sample reads
     in bounds; ray coordinates are in unpadded index space. Channels share the ray's
-    sample positions; a single channel keeps its sum in a register (about 2× faster
-    than a per-channel accumulator array).
+    sample positions; each channel keeps its sum in a register.
     """
     n_channels = padded.shape[0]
     for r in numba.prange(origin.shape[0]):
@@ -51,10 +52,13 @@ def trilinear_march(padded, origin, direction, mm_per_lambda, lam_in, lam_out, s
         if b <= a:
             continue
         length = mm_per_lambda[r]
-        n = max(1, int(math.ceil((b - a) * length / step_mm)))
-        dl = (b - a) / n
-        # Samples advance by a constant step (+1: the padding shifts every index).
-        lam0 = a + 0.5 * dl
+        dl = step_mm / length
+        k_first = math.ceil(a / dl - 0.5)
+        n = math.floor(b / dl - 0.5) - k_first + 1
+        if n <= 0:
+            continue
+        lam0 = (k_first + 0.5) * dl
+        # +1: the padding shifts every index.
         x0 = origin[r, 0] + 1.0 + lam0 * direction[r, 0]
         y0 = origin[r, 1] + 1.0 + lam0 * direction[r, 1]
         z0 = origin[r, 2] + 1.0 + lam0 * direction[r, 2]
@@ -70,7 +74,7 @@ def trilinear_march(padded, origin, direction, mm_per_lambda, lam_in, lam_out, s
                 x += sx
                 y += sy
                 z += sz
-            out[r, c] = acc * dl * length
+            out[r, c] = acc * step_mm
 
 
 @numba.njit(parallel=True, cache=True, boundscheck=False)
@@ -97,7 +101,7 @@ def siddon(volume, origin, direction, mm_per_lambda, lam_in, lam_out, out):
             o = origin[r, ax]
             d = direction[r, ax]
             p = o + start * d
-            i = min(max(int(math.floor(p + 0.5)), 0), sizes[ax] - 1)
+            i = min(max(math.floor(p + 0.5), 0), sizes[ax] - 1)
             idx[ax] = i
             if d > 0:
                 step[ax] = 1

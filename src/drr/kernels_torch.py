@@ -20,17 +20,20 @@ def trilinear_march(
     step_mm: float,
     max_samples: int = 1 << 23,
 ) -> torch.Tensor:
-    """Midpoint sampling of the trilinear interpolant (grid_sample, zero outside)."""
+    """Samples of the trilinear interpolant (grid_sample, zero outside) every step_mm on
+    a lattice anchored at the source, as the numba kernel does."""
     c, d, h, w = volume.shape
     vol = volume[None]  # (1, C, D, H, W)
     scale = torch.tensor(
         [2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1), 2.0 / max(d - 1, 1)],
-        dtype=origin.dtype, device=origin.device,
+        dtype=origin.dtype,
+        device=origin.device,
     )
-    chord = (lam_out - lam_in).clamp(min=0) * mm_per_lambda
-    n_per_ray = torch.ceil(chord / step_mm).clamp(min=1)
+    dl = step_mm / mm_per_lambda
+    k_first = torch.ceil(lam_in / dl - 0.5)
+    n_per_ray = (torch.floor(lam_out / dl - 0.5) - k_first + 1).clamp(min=0)
     out = torch.zeros(len(origin), c, dtype=volume.dtype, device=volume.device)
-    hit = torch.nonzero(lam_out > lam_in).flatten()
+    hit = torch.nonzero(n_per_ray > 0).flatten()
     if len(hit) == 0:
         return out
     # Sort the rays that hit by sample count so each chunk wastes few padded samples; a
@@ -43,14 +46,15 @@ def trilinear_march(
         rays_in_chunk = max(1, int((run <= max_samples).sum().item()))
         sel = order[start : start + rays_in_chunk]
         n = int(n_per_ray[sel].max().item())
-        dl = (lam_out[sel] - lam_in[sel]) / n  # uniform step per ray, ≤ step_mm
-        k = torch.arange(n, dtype=origin.dtype, device=origin.device) + 0.5
-        lam = lam_in[sel, None] + k[None] * dl[:, None]  # (r, n)
+        k = torch.arange(n, dtype=origin.dtype, device=origin.device)
+        lam = (k_first[sel, None] + k[None] + 0.5) * dl[sel, None]  # (r, n)
         pos = origin[sel, None, :] + lam[..., None] * direction[sel, None, :]
         grid = (pos * scale - 1.0).to(volume.dtype)[None, None]  # (1, 1, r, n, 3)
-        samples = F.grid_sample(vol, grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=True)  # (1, C, 1, r, n)
-        out[sel] = (samples[0, :, 0].sum(-1) * (dl * mm_per_lambda[sel]).to(volume.dtype)).T
+        samples = F.grid_sample(
+            vol, grid, mode="bilinear", padding_mode="zeros", align_corners=True
+        )[0, :, 0]  # (C, r, n)
+        used = (k[None] < n_per_ray[sel, None]).to(volume.dtype)
+        out[sel] = (samples * used[None]).sum(-1).T * step_mm
         start += rays_in_chunk
     return out
 
@@ -67,9 +71,7 @@ def siddon(
     """Exact integral of the voxelised volume: every plane crossing of every ray, sorted."""
     c, d, h, w = volume.shape
     sizes = (w, h, d)
-    planes = [
-        torch.arange(n + 1, dtype=origin.dtype, device=origin.device) - 0.5 for n in sizes
-    ]
+    planes = [torch.arange(n + 1, dtype=origin.dtype, device=origin.device) - 0.5 for n in sizes]
     flat = volume.reshape(c, -1)
     m = sum(sizes) + 3 + 2
     out = torch.zeros(len(origin), c, dtype=volume.dtype, device=volume.device)
@@ -81,8 +83,9 @@ def siddon(
         for ax in range(3):
             with torch.no_grad():
                 al = (planes[ax][None] - o[:, ax, None]) / dvec[:, ax, None]
-            alphas.append(torch.nan_to_num(al, nan=float("inf"), posinf=float("inf"),
-                                           neginf=float("inf")))
+            alphas.append(
+                torch.nan_to_num(al, nan=float("inf"), posinf=float("inf"), neginf=float("inf"))
+            )
         al = torch.cat(alphas, dim=1)
         al = torch.minimum(torch.maximum(al, a), b.expand_as(al))
         al, _ = torch.sort(al, dim=1)
@@ -97,6 +100,7 @@ def siddon(
         lin = torch.where(valid, lin, torch.zeros_like(lin))
         vals = flat[:, lin]  # (C, r, m-1)
         weights = torch.where(valid, seg, torch.zeros_like(seg)).to(volume.dtype)
-        out[s : s + chunk] = ((vals * weights[None]).sum(-1)
-                              * mm_per_lambda[s : s + chunk].to(volume.dtype)).T
+        out[s : s + chunk] = (
+            (vals * weights[None]).sum(-1) * mm_per_lambda[s : s + chunk].to(volume.dtype)
+        ).T
     return out

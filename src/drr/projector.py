@@ -75,20 +75,33 @@ def project(
         if integrator == "trilinear":
             padded = padded_volume(volume)
             kernels_numba.trilinear_march(
-                padded, rays.origin, rays.direction, rays.mm_per_lambda,
-                rays.lam_in, rays.lam_out, step, out,
+                padded,
+                rays.origin,
+                rays.direction,
+                rays.mm_per_lambda,
+                rays.lam_in,
+                rays.lam_out,
+                step,
+                out,
             )
         else:
             kernels_numba.siddon(
-                volume.data, rays.origin, rays.direction, rays.mm_per_lambda,
-                rays.lam_in, rays.lam_out, out,
+                volume.data,
+                rays.origin,
+                rays.direction,
+                rays.mm_per_lambda,
+                rays.lam_in,
+                rays.lam_out,
+                out,
             )
         result = torch.from_numpy(out).to(device)
     else:
         vol = torch.from_numpy(volume.data).to(device)
         ray_dtype = torch.float64 if device.type == "cpu" else torch.float32
-        t = {k: torch.from_numpy(getattr(rays, k)).to(device, ray_dtype)
-             for k in ("origin", "direction", "mm_per_lambda", "lam_in", "lam_out")}
+        t = {
+            k: torch.from_numpy(getattr(rays, k)).to(device, ray_dtype)
+            for k in ("origin", "direction", "mm_per_lambda", "lam_in", "lam_out")
+        }
         if integrator == "trilinear":
             result = kernels_torch.trilinear_march(vol, **t, step_mm=step)
         else:

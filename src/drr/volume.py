@@ -25,12 +25,14 @@ class Volume:
         if self.data.ndim != 4:
             raise ValueError(f"volume data must be (C, D, H, W), got shape {self.data.shape}")
         if len(self.channels) != self.data.shape[0]:
-            raise ValueError(f"{len(self.channels)} channel names for {self.data.shape[0]} channels")
+            raise ValueError(
+                f"{len(self.channels)} channel names for {self.data.shape[0]} channels"
+            )
         self.ct_from_index = np.asarray(self.ct_from_index, dtype=np.float64)
 
     @property
     def shape_xyz(self) -> tuple[int, int, int]:
-        c, d, h, w = self.data.shape
+        d, h, w = self.data.shape[1:]
         return w, h, d
 
     @property
@@ -78,6 +80,4 @@ class Volume:
         (z0, y0, x0), (z1, y1, x1) = lo, hi
         shift = np.eye(4)
         shift[:3, 3] = [x0, y0, z0]
-        return Volume(
-            self.data[:, z0:z1, y0:y1, x0:x1], self.ct_from_index @ shift, self.channels
-        )
+        return Volume(self.data[:, z0:z1, y0:y1, x0:x1], self.ct_from_index @ shift, self.channels)
