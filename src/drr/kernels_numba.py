@@ -77,63 +77,71 @@ def trilinear_march(padded, origin, direction, mm_per_lambda, lam_in, lam_out, s
             out[r, c] = acc * step_mm
 
 
+@numba.njit(inline="always")
+def _first_crossing(o, d, i):
+    """λ of the first voxel face crossed from voxel i along one axis, and λ per voxel."""
+    if d > 0:
+        return (i + 0.5 - o) / d, 1.0 / d, 1
+    if d < 0:
+        return (i - 0.5 - o) / d, -1.0 / d, -1
+    return np.inf, np.inf, 0
+
+
 @numba.njit(parallel=True, cache=True, boundscheck=False)
 def siddon(volume, origin, direction, mm_per_lambda, lam_in, lam_out, out):
     """Exact ∫ f dl of the voxelised (piecewise constant) volume, voxel by voxel (Jacobs).
 
-    Rays must be clipped to the voxel boundary box [-0.5, N - 0.5].
+    Rays must be clipped to the voxel boundary box [-0.5, N - 0.5]. All per-ray state is
+    scalar (no allocation per ray: short rays through small volumes are dominated by
+    per-ray overhead otherwise).
     """
     n_channels, nz, ny, nx = volume.shape
-    sizes = np.array([nx, ny, nz])
     for r in numba.prange(origin.shape[0]):
         a = lam_in[r]
         b = lam_out[r]
         if b <= a:
             continue
-        length = mm_per_lambda[r]
-        idx = np.empty(3, np.int64)
-        step = np.empty(3, np.int64)
-        nxt = np.empty(3)
-        dalpha = np.empty(3)
         # The first voxel: where the ray is just after entering (ties broken by direction).
         start = a + 1e-7 * (b - a)
-        for ax in range(3):
-            o = origin[r, ax]
-            d = direction[r, ax]
-            p = o + start * d
-            i = min(max(math.floor(p + 0.5), 0), sizes[ax] - 1)
-            idx[ax] = i
-            if d > 0:
-                step[ax] = 1
-                nxt[ax] = (i + 0.5 - o) / d
-                dalpha[ax] = 1.0 / d
-            elif d < 0:
-                step[ax] = -1
-                nxt[ax] = (i - 0.5 - o) / d
-                dalpha[ax] = -1.0 / d
-            else:
-                step[ax] = 0
-                nxt[ax] = np.inf
-                dalpha[ax] = np.inf
-        acc = np.zeros(n_channels)
-        cur = a
-        while True:
-            ax = 0
-            if nxt[1] < nxt[ax]:
-                ax = 1
-            if nxt[2] < nxt[ax]:
-                ax = 2
-            end = min(nxt[ax], b)
-            seg = end - cur
-            if seg > 0:
-                for c in range(n_channels):
-                    acc[c] += seg * volume[c, idx[2], idx[1], idx[0]]
-            if nxt[ax] >= b:
-                break
-            cur = nxt[ax]
-            idx[ax] += step[ax]
-            if idx[ax] < 0 or idx[ax] >= sizes[ax]:
-                break
-            nxt[ax] += dalpha[ax]
+        ox, oy, oz = origin[r, 0], origin[r, 1], origin[r, 2]
+        dx, dy, dz = direction[r, 0], direction[r, 1], direction[r, 2]
+        i = min(max(math.floor(ox + start * dx + 0.5), 0), nx - 1)
+        j = min(max(math.floor(oy + start * dy + 0.5), 0), ny - 1)
+        k = min(max(math.floor(oz + start * dz + 0.5), 0), nz - 1)
+        next_x, step_x, di = _first_crossing(ox, dx, i)
+        next_y, step_y, dj = _first_crossing(oy, dy, j)
+        next_z, step_z, dk = _first_crossing(oz, dz, k)
         for c in range(n_channels):
-            out[r, c] = acc[c] * length
+            v = volume[c]
+            acc = 0.0
+            cur = a
+            ii, jj, kk = i, j, k
+            nxt_x, nxt_y, nxt_z = next_x, next_y, next_z
+            while True:
+                if nxt_x <= nxt_y and nxt_x <= nxt_z:
+                    nxt = nxt_x
+                elif nxt_y <= nxt_z:
+                    nxt = nxt_y
+                else:
+                    nxt = nxt_z
+                if nxt >= b:
+                    acc += (b - cur) * v[kk, jj, ii]
+                    break
+                acc += (nxt - cur) * v[kk, jj, ii]
+                cur = nxt
+                if nxt == nxt_x:
+                    ii += di
+                    nxt_x += step_x
+                    if ii < 0 or ii >= nx:
+                        break
+                elif nxt == nxt_y:
+                    jj += dj
+                    nxt_y += step_y
+                    if jj < 0 or jj >= ny:
+                        break
+                else:
+                    kk += dk
+                    nxt_z += step_z
+                    if kk < 0 or kk >= nz:
+                        break
+            out[r, c] = acc * mm_per_lambda[r]
