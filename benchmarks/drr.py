@@ -69,9 +69,11 @@ def centre_of(image: sitk.Image) -> np.ndarray:
 
 
 def samples_per_ray(volume: Volume, g: ProjectionGeometry, poses: np.ndarray, step: float) -> float:
+    """Samples DiffDRR needs for our step on the longest ray (it spaces its n_points
+    evenly over the span of all rays together)."""
     n = np.array(volume.shape_xyz, dtype=float)
     rays = rays_for_poses(g, poses, volume.index_from_ct, np.full(3, -1.0), n)
-    return float(rays.chord_mm().mean() / step)
+    return float(rays.chord_mm().max() / step)
 
 
 def bench_volume(name: str, image: sitk.Image, path: Path, repeats: int, diffdrr: str | None):

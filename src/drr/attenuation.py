@@ -1,7 +1,8 @@
 """X-ray mass attenuation coefficients μ/ρ (cm²/g) of the materials the DRR needs.
 
 Values of Hubbell & Seltzer, NIST Standard Reference Database 126 (Table 4: "Water,
-Liquid" and "Bone, Cortical (ICRU-44)", density 1.92 g/cm³), at the diagnostic
+Liquid" and "Bone, Cortical (ICRU-44)", density 1.92 g/cm³; Table 3: aluminium, the
+X-ray tube's filter), at the diagnostic
 energies; between table energies μ/ρ is interpolated log-log, as the tables advise.
 """
 
@@ -15,8 +16,9 @@ MASS_ATTENUATION_CM2_G = {
     "cortical_bone": np.array(
         [9.032, 4.001, 1.331, 0.6655, 0.4242, 0.3148, 0.2229, 0.1855, 0.1480]
     ),
+    "aluminium": np.array([7.955, 3.441, 1.128, 0.5685, 0.3681, 0.2778, 0.2018, 0.1704, 0.1378]),
 }
-DENSITY_G_CM3 = {"water": 1.0, "cortical_bone": 1.92}
+DENSITY_G_CM3 = {"water": 1.0, "cortical_bone": 1.92, "aluminium": 2.699}
 
 
 def mass_attenuation(material: str, energy_kev) -> np.ndarray:
