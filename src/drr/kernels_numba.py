@@ -17,11 +17,11 @@ import numpy as np
 @numba.njit(inline="always", boundscheck=False, fastmath=True)
 def _trilinear(v, x, y, z):
     """Trilinear interpolation of one channel ``v`` (D+2, H+2, W+2) at padded (x, y, z)."""
-    dp, hp, wp = v.shape
-    # Padded coordinates are ≥ 0 inside the clip box, so int() is floor().
-    i = min(max(int(x), 0), wp - 2)
-    j = min(max(int(y), 0), hp - 2)
-    k = min(max(int(z), 0), dp - 2)
+    # The clip box keeps padded coordinates within [0, N + 1) on every axis, so int() is
+    # floor() and the upper neighbour always exists: no clamping per sample.
+    i = int(x)
+    j = int(y)
+    k = int(z)
     fx = x - i
     fy = y - j
     fz = z - k

@@ -38,7 +38,10 @@ def clip_box(volume: Volume, integrator: Integrator) -> tuple[np.ndarray, np.nda
     n = np.array(volume.shape_xyz, dtype=np.float64)
     if integrator == "siddon":
         return np.full(3, -0.5), n - 0.5  # voxel boundaries
-    return np.full(3, -1.0), n  # the trilinear interpolant's support
+    # The trilinear interpolant's support [-1, N], shrunk by a hair so that every sample
+    # has all eight neighbours inside the zero-padded volume (the kernel does not clamp).
+    eps = 1e-6
+    return np.full(3, -1.0 + eps), n - eps
 
 
 def project(
