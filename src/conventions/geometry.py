@@ -39,6 +39,10 @@ class ProjectionGeometry:
     source_to_patient_mm: float | None = None
 
     def __post_init__(self) -> None:
+        # Tuples, so a geometry is hashable (renderers cache per geometry).
+        object.__setattr__(self, "pixel_spacing_mm", tuple(self.pixel_spacing_mm))
+        if self.principal_point_mm is not None:
+            object.__setattr__(self, "principal_point_mm", tuple(self.principal_point_mm))
         problems = _geometry_problems(self)
         if problems:
             raise ValueError("invalid projection geometry: " + "; ".join(problems))

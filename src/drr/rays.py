@@ -8,6 +8,7 @@ sample is spent in the air outside the volume.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numba
@@ -38,24 +39,31 @@ def rays_for_poses(
     box_lo: np.ndarray,
     box_hi: np.ndarray,
 ) -> Rays:
-    """Rays of every pixel of every pose (B, 4, 4), pose-major then row-major order."""
+    """Rays of every pixel of every pose (B, 4, 4), pose-major then row-major order.
+
+    A camera point q is the CT point Rᵀ(q − t); the source is q = 0. The ray from the
+    source to pixel q is therefore Rᵀq in CT space and M·Rᵀq in index space (M the
+    linear part of ``index_from_ct``).
+    """
     poses = np.asarray(camera_from_ct, dtype=np.float64).reshape(-1, 4, 4)
-    pixels = geometry.pixel_centres().reshape(-1, 3)  # camera frame, (P, 3)
-    length = np.linalg.norm(pixels, axis=1)
+    pixels, length = _pixel_centres(geometry)
     m_idx, t_idx = index_from_ct[:3, :3], index_from_ct[:3, 3]
-    origins, directions = [], []
-    for pose in poses:
-        r, t = pose[:3, :3], pose[:3, 3]
-        # CT point of a camera point q: Rᵀ(q − t); the source is q = 0.
-        source_ct = -r.T @ t
-        pixel_ct = (pixels - t) @ r  # rows are Rᵀ(q − t)
-        source_idx = m_idx @ source_ct + t_idx
-        origins.append(np.broadcast_to(source_idx, pixels.shape))
-        directions.append((pixel_ct - source_ct) @ m_idx.T)
-    origin = np.concatenate(origins)
-    direction = np.concatenate(directions)
+    r, t = poses[:, :3, :3], poses[:, :3, 3]
+    source_idx = np.einsum("bkj,bk->bj", r, -t) @ m_idx.T + t_idx  # M(−Rᵀt) + t_idx
+    direction = np.matmul(pixels[None], r @ m_idx.T).reshape(-1, 3)  # rows M Rᵀ q
+    origin = np.repeat(source_idx, len(pixels), axis=0)
     lam_in, lam_out = clip_to_box(origin, direction, np.asarray(box_lo), np.asarray(box_hi))
     return Rays(origin, direction, np.tile(length, len(poses)), lam_in, lam_out)
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_centres(geometry: ProjectionGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres (P, 3) in the camera frame and their distances from the source."""
+    pixels = geometry.pixel_centres().reshape(-1, 3)
+    length = np.linalg.norm(pixels, axis=1)
+    pixels.setflags(write=False)  # shared by every caller of the cache
+    length.setflags(write=False)
+    return pixels, length
 
 
 def clip_to_box(
