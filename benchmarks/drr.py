@@ -194,10 +194,12 @@ def bench_memory():
     print(
         f"\n## Memory: 1024×1024 DRR of a 512×512×400 float32 volume ({m['volume_mb']:.0f} MB), CPU"
     )
-    print("| integrator | peak RSS of the process, MB |")
+    print("| state | peak RSS of the process, MB |")
     print("|---|---|")
+    before = m["before_kb"] / 1024
+    print(f"| interpreter, torch, numba and the volume, before projecting | {before:.0f} |")
     for k in ("trilinear", "siddon"):
-        print(f"| {k} | {m[k] / 1024:.0f} |")
+        print(f"| after a {k} DRR | {m[k] / 1024:.0f} |")
 
 
 def synthetic_volume() -> sitk.Image:
