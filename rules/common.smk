@@ -27,13 +27,15 @@ if SYNTHETIC:
     # The synthetic cohort's IDs follow from the config, so the DAG is known before the
     # phantom has generated anything.
     SUBJECTS = subject_ids(config["synthetic"]["n_subjects"])
-    IMAGES = {s: [] for s in SUBJECTS}
+    SYNTHETIC_POSES = list(config["synthetic"].get("poses", []))
+    IMAGES = {s: SYNTHETIC_POSES for s in SUBJECTS}
     MANIFEST_SUBJECTS = f"{SYNTHETIC_DIR}/subjects.tsv"
 else:
     COHORT = read_cohort(config["cohort"]["subjects"], config["cohort"]["radiographs"] or None)
     SUBJECTS = COHORT.subject_ids
     IMAGES = {s: COHORT.images_of(s) for s in SUBJECTS}
     MANIFEST_SUBJECTS = config["cohort"]["subjects"]
+    SYNTHETIC_POSES = []
 
 
 wildcard_constraints:
@@ -53,6 +55,10 @@ def ct_source(wildcards):
 
 
 def radiograph_row(wildcards):
+    """The radiograph's manifest row (for the synthetic cohort: its pose label is its ID)."""
+    if SYNTHETIC:
+        path = f"{SYNTHETIC_DIR}/{wildcards.subject}/radiographs/{wildcards.image}.dcm"
+        return {"path": path, "pose": wildcards.image, "geometry": None}
     return COHORT.radiograph(wildcards.subject, wildcards.image)
 
 

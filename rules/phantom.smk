@@ -8,8 +8,11 @@ rule synthetic_subject:
         density=f"{SYNTHETIC_DIR}/{{subject}}/truth/density_mg_cm3.nii.gz",
         labels=f"{SYNTHETIC_DIR}/{{subject}}/truth/labels.nii.gz",
         pf_region=f"{SYNTHETIC_DIR}/{{subject}}/truth/pf_region.nii.gz",
+        radiographs=[f"{SYNTHETIC_DIR}/{{subject}}/radiographs/{p}.dcm" for p in SYNTHETIC_POSES],
+        views=[f"{SYNTHETIC_DIR}/{{subject}}/truth/radiographs/{p}.json" for p in SYNTHETIC_POSES],
     params:
         seed=config["synthetic"]["seed"],
+        poses=" ".join(SYNTHETIC_POSES),
         voxel_mm=config["synthetic"]["voxel_mm"],
         out_dir=lambda wc: f"{SYNTHETIC_DIR}/{wc.subject}",
     conda:
@@ -17,11 +20,12 @@ rule synthetic_subject:
     log:
         "logs/synthetic_subject/{subject}.log",
     resources:
-        mem_mb=3000,
-        runtime=10,
+        mem_mb=4000,
+        runtime=20,
     shell:
         "python -m phantom subject --subject {wildcards.subject} --seed {params.seed}"
-        " --voxel-mm {params.voxel_mm} --out-dir {params.out_dir} > {log} 2>&1"
+        " --voxel-mm {params.voxel_mm} --out-dir {params.out_dir} --poses {params.poses}"
+        " > {log} 2>&1"
 
 
 rule synthetic_manifest:

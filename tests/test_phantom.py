@@ -7,17 +7,27 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
 from cohort.manifest import read_cohort
 from conventions.ct import read_ct
+from conventions.geometry import ProjectionGeometry
 from conventions.labels import BONE_LABELS
+from conventions.pose import Pose, transform_points
+from conventions.radiograph import read_radiograph
+from drr.simulate import XraySettings, project_materials, transmission
 from phantom.cohort import generate_subject, write_manifest
+from phantom.radiographs import Detector, split_bodies
+
+POSES = ("supine", "abduction")
+SMALL_DETECTOR = Detector(rows=150, cols=240, pixel_mm=1.6)
 
 
 @pytest.fixture(scope="module")
 def subject(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
-    truth = generate_subject("S001", seed=11, voxel_mm=4.0, out_dir=out / "S001")
+    truth = generate_subject("S001", 11, 4.0, out / "S001", POSES, SMALL_DETECTOR)
     return out, truth
 
 
@@ -84,11 +94,14 @@ def test_bmd_truth_is_consistent_with_the_density_volume(subject):
 
 def test_generation_is_deterministic(subject, tmp_path):
     out, truth = subject
-    again = generate_subject("S001", seed=11, voxel_mm=4.0, out_dir=tmp_path / "S001")
+    again = generate_subject("S001", 11, 4.0, tmp_path / "S001", POSES, SMALL_DETECTOR)
     assert json.dumps(again, sort_keys=True) == json.dumps(truth, sort_keys=True)
     a = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "S001" / "ct.nii.gz")))
     b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "S001" / "ct.nii.gz")))
     assert np.array_equal(a, b)
+    for pose in POSES:  # same seed, same bytes, DICOM UIDs included
+        rel = f"radiographs/{pose}.dcm"
+        assert (out / "S001" / rel).read_bytes() == (tmp_path / "S001" / rel).read_bytes()
 
 
 def test_manifest_of_the_synthetic_cohort_validates(subject):
@@ -97,7 +110,67 @@ def test_manifest_of_the_synthetic_cohort_validates(subject):
         [out / "S001" / "truth" / "truth.json"], out / "subjects.tsv", out / "radiographs.tsv"
     )
     c = read_cohort(out / "subjects.tsv", out / "radiographs.tsv")
+    assert c.images_of("S001") == list(POSES)
+    assert c.radiograph("S001", "abduction")["pose"] == "abduction"
     row = c.subject("S001")
     assert row["target_side"] == truth["target_side"]
     assert row["dxa_bmd_g_cm2"] == pytest.approx(truth["dxa_bmd_g_cm2"], abs=1e-4)
     assert row["ct"] == str((out / "S001" / "ct.nii.gz").resolve())
+
+
+def _view(out, pose):
+    return json.loads((out / "S001" / "truth" / "radiographs" / f"{pose}.json").read_text())
+
+
+def test_radiographs_carry_their_geometry_and_true_poses(subject):
+    out, truth = subject
+    assert truth["radiographs"] == list(POSES)
+    for pose in POSES:
+        view = _view(out, pose)
+        r = read_radiograph(out / "S001" / "radiographs" / f"{pose}.dcm")
+        assert r.require_geometry().to_dict() == view["geometry"]
+        assert r.pixels.shape == (SMALL_DETECTOR.rows, SMALL_DETECTOR.cols)
+        for body in ("pelvis", "femur_left", "femur_right"):
+            Pose(np.array(view["camera_from_ct"][body]))  # a valid rigid transform
+        # The femur turns about its head centre: the head stays where the pelvis puts it.
+        pelvis = np.array(view["camera_from_ct"]["pelvis"])
+        for side, name in (("L", "femur_left"), ("R", "femur_right")):
+            head = np.array(truth["landmarks_lps_mm"][f"head_center_{side}"])
+            femur = np.array(view["camera_from_ct"][name])
+            assert transform_points(femur, head) == pytest.approx(transform_points(pelvis, head))
+            relative = np.linalg.inv(pelvis) @ femur
+            angle = np.degrees(np.linalg.norm(Rotation.from_matrix(relative[:3, :3]).as_rotvec()))
+            expected = np.linalg.norm(list(view["joint_angles_deg"][side].values()))
+            assert angle == pytest.approx(expected, rel=0.15, abs=1.0)
+    # Abduction really spreads the legs: more than 10 degrees between femur and pelvis.
+    abd = _view(out, "abduction")["joint_angles_deg"]
+    assert abd["L"]["abduction"] > 10 and abd["R"]["abduction"] > 10
+
+
+def test_true_poses_reproduce_the_rendered_radiograph(subject):
+    """Re-render the subject's CT with the recorded poses: the image matches the stored
+    radiograph far better than with the femurs left at the pelvis pose."""
+    out, _ = subject
+    view = _view(out, "abduction")
+    geometry = ProjectionGeometry.from_dict(view["geometry"])
+    stored = read_radiograph(out / "S001" / "radiographs" / "abduction.dcm").pixels
+    ct = sitk.ReadImage(str(out / "S001" / "ct.nii.gz"), sitk.sitkFloat32)
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "S001" / "truth" / "labels.nii.gz")))
+    body, femurs = split_bodies(sitk.GetArrayFromImage(ct), labels, ct, muscle_hu=40.0)
+    poses = {k: np.array(v) for k, v in view["camera_from_ct"].items()}
+
+    def high_pass(a):
+        a = a - ndimage.gaussian_filter(a.astype(float), 4)
+        return (a - a.mean()) / a.std()
+
+    def ncc(femur_l, femur_r):
+        areal = project_materials(
+            [(body, poses["pelvis"]), (femurs["L"], femur_l), (femurs["R"], femur_r)], geometry
+        )
+        log = -np.log(transmission({"water": areal[0], "cortical_bone": areal[1]}, XraySettings()))
+        return float((high_pass(log) * high_pass(stored)).mean())
+
+    true = ncc(poses["femur_left"], poses["femur_right"])
+    unmoved = ncc(poses["pelvis"], poses["pelvis"])
+    assert true > 0.6
+    assert true > unmoved + 0.1

@@ -76,6 +76,7 @@ def test_default_config_builds_a_dag(workflow):
     counts = _job_counts(snakemake(workflow, "-n", "--quiet", "rules").stdout)
     assert counts["synthetic_subject"] == 6  # config.yaml's n_subjects
     assert counts["import_ct"] == 6
+    assert counts["import_radiograph"] == 6 * 4  # four poses each
     assert counts["cohort_fingerprint"] == 1
 
 
@@ -86,6 +87,8 @@ def test_synthetic_demo_runs_and_caches(workflow):
     fp = json.loads((workflow / "results/cohort/fingerprint.json").read_text())
     assert fp["n_subjects"] == 2
     assert fp["ct"]["with_phantom"] == 2
+    assert fp["n_radiographs"] == 4  # two poses each in the tiny config
+    assert fp["radiographs"]["poses"] == {"supine": 2, "abduction": 2}
     ct = sitk.ReadImage(str(workflow / "results/subjects/S001/ct/ct_hu.nii.gz"))
     truth = sitk.ReadImage(str(workflow / "results/synthetic/S001/ct.nii.gz"))
     assert ct.GetOrigin() == pytest.approx(truth.GetOrigin())

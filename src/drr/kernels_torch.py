@@ -81,8 +81,7 @@ def siddon(
         a, b = lam_in[s : s + chunk, None], lam_out[s : s + chunk, None]
         alphas = [a, b]
         for ax in range(3):
-            with torch.no_grad():
-                al = (planes[ax][None] - o[:, ax, None]) / dvec[:, ax, None]
+            al = (planes[ax][None] - o[:, ax, None]) / dvec[:, ax, None]
             alphas.append(
                 torch.nan_to_num(al, nan=float("inf"), posinf=float("inf"), neginf=float("inf"))
             )

@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.units import HU_AIR
 from drr.attenuation import DENSITY_G_CM3, mass_attenuation
@@ -87,6 +88,24 @@ def transmission(areal_g_cm2: dict[str, np.ndarray], settings: XraySettings) -> 
     return out
 
 
+def material_volume(ct_hu: sitk.Image, hu: np.ndarray | None = None) -> Volume:
+    """Two channels, water and cortical bone (g/cm³), of a CT (or of ``hu`` on its grid)."""
+    water, bone = material_densities(sitk.GetArrayViewFromImage(ct_hu) if hu is None else hu)
+    return Volume(np.stack([water, bone]), voxel_to_physical_matrix(ct_hu), ("water", "bone"))
+
+
+def project_materials(
+    bodies: list[tuple[Volume, np.ndarray]], geometry: ProjectionGeometry
+) -> np.ndarray:
+    """Areal densities (2, rows, cols) in g/cm² of water and bone through every body, each
+    at its own pose: line integrals add, so bodies that move apart render as a sum."""
+    total = np.zeros((2, geometry.rows, geometry.cols))
+    for volume, camera_from_ct in bodies:
+        areal = project(volume.cropped_to_support(), geometry, camera_from_ct)[0].numpy()
+        total += areal.astype(np.float64) / MM_PER_CM  # g/cm³ × mm → g/cm²
+    return total
+
+
 def simulate_radiograph(
     ct_hu: sitk.Image,
     geometry: ProjectionGeometry,
@@ -94,18 +113,24 @@ def simulate_radiograph(
     settings: XraySettings = XraySettings(),
     rng: np.random.Generator | None = None,
 ) -> dict[str, np.ndarray]:
-    """Render a radiograph of ``ct_hu`` at a pose.
+    """Render a radiograph of ``ct_hu`` at a pose (see :func:`expose` for what it returns)."""
+    areal = project_materials([(material_volume(ct_hu), camera_from_ct)], geometry)
+    return expose(areal, geometry, settings, rng)
+
+
+def expose(
+    areal: np.ndarray,
+    geometry: ProjectionGeometry,
+    settings: XraySettings = XraySettings(),
+    rng: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:
+    """Acquire and process a radiograph from water and bone areal densities (2, rows, cols).
 
     Returns the stages: ``areal_water_g_cm2``, ``areal_bone_g_cm2``, ``primary`` (the
     noiseless transmission), ``detected`` (with scatter, noise, blur), ``log`` (−ln of the
     detected over the unattenuated signal) and ``processed`` (uint16, what is stored).
     """
     rng = np.random.default_rng() if rng is None else rng
-    water, bone = material_densities(sitk.GetArrayViewFromImage(ct_hu))
-    volume = Volume.from_image(ct_hu, value=water)
-    volume = Volume(np.stack([water, bone]), volume.ct_from_index, ("water", "bone"))
-    areal = project(volume.cropped_to_support(), geometry, camera_from_ct)[0].numpy()
-    areal = areal.astype(np.float64) / MM_PER_CM  # g/cm³ × mm → g/cm²
     primary = transmission({"water": areal[0], "cortical_bone": areal[1]}, settings)
 
     px_mm = np.array([geometry.row_spacing_mm, geometry.col_spacing_mm])
@@ -147,23 +172,28 @@ def write_dicom_dx(
     subject_id: str,
     image_id: str,
     bits_stored: int = 12,
+    uid_entropy: list[str] | None = None,
 ) -> None:
     """A DX DICOM file (MONOCHROME2) with the detector geometry tags, keyed by pseudonyms
-    only: no name, birth date or institution is ever written."""
+    only: no name, birth date or institution is ever written. With ``uid_entropy`` the
+    UIDs derive from it, so the same inputs give the same bytes."""
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     from conventions.files import atomic_path
 
+    def uid(kind: str) -> str:
+        return generate_uid(entropy_srcs=[*uid_entropy, kind]) if uid_entropy else generate_uid()
+
     dx_storage = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage – Presentation
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = dx_storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = uid("instance")
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = dx_storage, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid("study"), uid(f"series {image_id}")
     ds.Modality, ds.ViewPosition, ds.BodyPartExamined = "DX", "AP", "HIP"
     ds.PatientID, ds.SeriesDescription = subject_id, f"synthetic {image_id}"
     ds.ContentDate = datetime.date(2000, 1, 1).strftime("%Y%m%d")  # fixed: no real dates

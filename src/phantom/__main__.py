@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from phantom.cohort import generate_subject, write_manifest
+from phantom.radiographs import POSE_LABELS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,13 +17,20 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--voxel-mm", type=float, default=2.0)
     s.add_argument("--out-dir", required=True)
+    s.add_argument(
+        "--poses",
+        nargs="*",
+        default=list(POSE_LABELS),
+        choices=POSE_LABELS,
+        help="one radiograph per pose label (none: CT only)",
+    )
     m = sub.add_parser("manifest", help="write subjects.tsv and radiographs.tsv")
     m.add_argument("--truth", nargs="+", required=True)
     m.add_argument("--out-subjects", required=True)
     m.add_argument("--out-radiographs", required=True)
     a = ap.parse_args(argv)
     if a.command == "subject":
-        generate_subject(a.subject, a.seed, a.voxel_mm, a.out_dir)
+        generate_subject(a.subject, a.seed, a.voxel_mm, a.out_dir, tuple(a.poses))
     else:
         write_manifest(a.truth, a.out_subjects, a.out_radiographs)
     return 0

@@ -14,8 +14,10 @@ from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
 from conventions.labels import BONE_LABELS
 from conventions.units import G_CM2_PER_MG_CM3_MM
-from phantom.acquisition import acquire_ct, compose_hu, draw_scanner
+from drr.simulate import write_dicom_dx
+from phantom.acquisition import MUSCLE_MG_CM3, acquire_ct, compose_hu, draw_scanner
 from phantom.anatomy import build_anatomy, draw_subject, femur_frame, label_image, make_grid
+from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 
 # DXA measures areal BMD with about 1-2 % precision and a few per cent of accuracy
 # error between subjects (soft-tissue inhomogeneity); modelled as one relative error.
@@ -65,11 +67,18 @@ def bmd_truth(
 
 
 def generate_subject(
-    subject_id: str, seed: int, voxel_mm: float, out_dir: str | Path
+    subject_id: str,
+    seed: int,
+    voxel_mm: float,
+    out_dir: str | Path,
+    poses: tuple[str, ...] = POSE_LABELS,
+    detector: Detector | None = None,
 ) -> dict[str, Any]:
-    """Write one subject: ``ct.nii.gz`` (int16 HU) and ``truth/`` (density, labels, PF
-    region, ``truth.json``). Returns the truth record."""
+    """Write one subject: ``ct.nii.gz`` (int16 HU), ``radiographs/{pose}.dcm`` and
+    ``truth/`` (density, labels, PF region, ``truth.json`` with every true value, and
+    ``radiographs/{pose}.json`` with each view's true poses). Returns the truth record."""
     out = Path(out_dir)
+    detector = Detector() if detector is None else detector
     rng = subject_rng(seed, subject_id)
     params = draw_subject(rng)
     scanner = draw_scanner(rng)
@@ -106,6 +115,35 @@ def generate_subject(
         "labels": BONE_LABELS,
         "voxel_mm": voxel_mm,
     }
+    # Radiographs draw from their own stream: changing them never changes the CT.
+    view_rng = np.random.default_rng([seed, int(subject_id.lstrip("S")), 1])
+    heads = {
+        side: frames[f"femur_{'left' if side == 'L' else 'right'}"]["head_center"]
+        for side in ("L", "R")
+    }
+    body, femurs = split_bodies(hu_clean, labels, _image(hu_clean, grid), scanner.hu(MUSCLE_MG_CM3))
+    truth["radiographs"] = []
+    for label in poses:
+        view = draw_view(label, view_rng, (heads["L"] + heads["R"]) / 2)
+        image, geometry, view_poses = render_view(body, femurs, heads, view, detector, view_rng)
+        write_dicom_dx(
+            out / "radiographs" / f"{label}.dcm",
+            image["processed"],
+            geometry,
+            view["source_to_patient_mm"],
+            subject_id,
+            label,
+            uid_entropy=[str(seed), subject_id, label],
+        )
+        record = {
+            "image_id": label,
+            "pose": label,
+            "geometry": geometry.to_dict(),
+            "camera_from_ct": {k: v.tolist() for k, v in view_poses.items()},
+            **{k: v for k, v in view.items() if k != "label"},
+        }
+        write_json(out / "truth" / "radiographs" / f"{label}.json", record)
+        truth["radiographs"].append(label)
     write_json(out / "truth" / "truth.json", truth)
     return truth
 
@@ -113,12 +151,10 @@ def generate_subject(
 def write_manifest(
     truth_files: list[str | Path], out_subjects: str | Path, out_radiographs: str | Path
 ) -> None:
-    """subjects.tsv (paths relative to it) and radiographs.tsv for the synthetic cohort.
-
-    The radiographs table is empty until the DRR engine simulates radiographs.
-    """
+    """subjects.tsv and radiographs.tsv of the synthetic cohort, in exactly the format a
+    user gives (paths relative to the tables; the radiographs' geometry in their DICOM)."""
     out_subjects = Path(out_subjects)
-    rows = []
+    rows, images = [], []
     for f in truth_files:
         t = read_json_object(f)
         subject_dir = Path(f).parent.parent
@@ -132,5 +168,19 @@ def write_manifest(
                 "ct_scanner": t["scanner"]["name"],
             }
         )
+        for image_id in t.get("radiographs", []):
+            images.append(
+                {
+                    "subject_id": t["subject_id"],
+                    "image_id": image_id,
+                    "path": str(
+                        (subject_dir / "radiographs" / f"{image_id}.dcm").relative_to(
+                            out_subjects.parent
+                        )
+                    ),
+                    "pose": image_id,
+                }
+            )
     write_text(out_subjects, pd.DataFrame(rows).to_csv(sep="\t", index=False))
-    write_text(out_radiographs, "subject_id\timage_id\tpath\tpose\tgeometry\n")
+    columns = ["subject_id", "image_id", "path", "pose"]
+    write_text(out_radiographs, pd.DataFrame(images, columns=columns).to_csv(sep="\t", index=False))
