@@ -174,3 +174,36 @@ def test_true_poses_reproduce_the_rendered_radiograph(subject):
     unmoved = ncc(poses["pelvis"], poses["pelvis"])
     assert true > 0.6
     assert true > unmoved + 0.1
+
+
+def test_cohort_bmd_distribution_matches_the_target():
+    """Drawn areal BMDs follow the seed paper's cohort (mean 0.76, SD 0.15 g/cm²)."""
+    from phantom.anatomy import draw_subject
+
+    rng = np.random.default_rng(0)
+    drawn = [draw_subject(rng) for _ in range(4000)]
+    bmd = np.array([p.target_areal_bmd_g_cm2 for p in drawn])
+    assert abs(bmd.mean() - 0.76) < 0.02  # standard error ≈ 0.0024
+    assert abs(bmd.std() - 0.15) < 0.02
+    women = np.array([p.sex == "F" for p in drawn])
+    assert 0.77 < women.mean() < 0.83
+    assert bmd[women].mean() < bmd[~women].mean()  # as in the real table
+
+
+def test_densities_are_solved_to_reach_the_drawn_bmd(subject):
+    _, truth = subject
+    target = truth["parameters"]["target_areal_bmd_g_cm2"]
+    assert abs(truth["density_level_z"]) < 4  # not clipped
+    assert truth["areal_bmd_g_cm2"] == pytest.approx(target, rel=0.01)
+
+
+def test_anatomy_is_in_the_adult_range(subject):
+    _, truth = subject
+    for side in ("L", "R"):
+        f = truth["parameters"]["femur"][side]
+        assert 120 <= f["neck_shaft_angle_deg"] <= 140
+        assert 18 <= f["head_radius_mm"] <= 30
+    p = truth["parameters"]
+    assert 140 < p["head_separation_mm"] < 220
+    # Proximal-femur region (head, neck, trochanters): tens of cm³ of bone, not a sliver.
+    assert 50 < truth["pf_region_volume_cm3"] < 250

@@ -19,6 +19,7 @@ from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame
 
 HU_AIR, HU_FAT, HU_MARROW, HU_TABLE = -1000.0, -100.0, -40.0, -350.0
 MUSCLE_MG_CM3 = 40.0
+TRABECULAR_TEXTURE = 0.22  # relative SD of trabecular density about its mean
 EDGE_MM = 0.5  # partial-volume width of tissue boundaries
 PHANTOM_ROD_RADIUS_MM = 8.0
 PHANTOM_ROD_X_MM = (-100.0, -50.0, 0.0, 50.0, 100.0)
@@ -66,7 +67,7 @@ def trabecular_density(
     p: SubjectParameters, bone: str, z_mm: np.ndarray, texture: np.ndarray, side_frames: dict
 ) -> np.ndarray:
     """Trabecular density (mg/cm³) with texture; the femoral shaft turns into marrow."""
-    rho = p.trabecular_mg_cm3 * (1.0 + 0.22 * texture)
+    rho = p.trabecular_mg_cm3 * (1.0 + TRABECULAR_TEXTURE * texture)
     if bone.startswith("femur"):
         lt_z = side_frames[bone]["lesser_trochanter"][2]
         # Below the lesser trochanter the medullary canal holds marrow, not trabeculae.
@@ -80,6 +81,12 @@ def cortical_thickness(bone: str, z_mm: np.ndarray, side_frames: dict) -> np.nda
         lt_z = side_frames[bone]["lesser_trochanter"][2]
         return np.interp(z_mm, [lt_z - 60.0, lt_z + 10.0], [5.5, 1.6]).astype(np.float32)
     return np.full_like(z_mm, 1.4)
+
+
+def bone_fractions(bone: str, d: np.ndarray, z_mm: np.ndarray, frames: dict):
+    """(occupancy, inner occupancy) of one bone: occupancy − inner is its cortical shell."""
+    occ = sdf.occupancy(d, EDGE_MM)
+    return occ, sdf.occupancy(d + cortical_thickness(bone, z_mm, frames), EDGE_MM)
 
 
 def compose_hu(
@@ -99,11 +106,9 @@ def compose_hu(
 
     frames = {"femur_left": femur_frame(p, "L"), "femur_right": femur_frame(p, "R")}
     for bone, d in anatomy.bones.items():
-        occ = sdf.occupancy(d, EDGE_MM)
+        occ, occ_inner = bone_fractions(bone, d, z, frames)
         if not np.any(occ > 1e-3):
             continue
-        t = cortical_thickness(bone, z, frames)
-        occ_inner = sdf.occupancy(d + t, EDGE_MM)
         trab = trabecular_density(p, bone, z, anatomy.texture, frames)
         inner_hu = np.where(trab > 1.0, scanner.hu(trab), HU_MARROW)
         if bone.startswith("femur"):  # marrow fills where trabeculae fade out

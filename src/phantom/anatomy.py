@@ -16,6 +16,9 @@ from conventions.labels import BONE_LABELS
 from phantom import sdf
 
 SIDE_SIGN = {"L": 1.0, "R": -1.0}
+FEMALE_FRACTION = 0.8
+# (intercept g/cm², slope g/cm² per year, residual SD g/cm²) of total-hip BMD vs age.
+TOTAL_HIP_BMD_MODEL = {"F": (1.2218, -0.00719, 0.106), "M": (1.1533, -0.00389, 0.129)}
 
 
 @dataclass
@@ -32,14 +35,15 @@ class FemurParameters:
 class SubjectParameters:
     sex: str
     age_years: float
-    bmd_z: float  # the subject's bone density level, standard deviations from the mean
+    target_areal_bmd_g_cm2: float  # drawn first; densities are then solved to reach it
     head_separation_mm: float  # between the femoral head centres
     joint_space_mm: float
-    trabecular_mg_cm3: float
-    cortical_mg_cm3: float
     body_semi_axes_mm: tuple[float, float]  # (x, y) of the elliptic body outline
     fat_thickness_mm: float
     femur: dict[str, FemurParameters] = field(default_factory=dict)
+    # Set by phantom.density.solve_densities once the anatomy is known.
+    trabecular_mg_cm3: float = float("nan")
+    cortical_mg_cm3: float = float("nan")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,11 +51,14 @@ class SubjectParameters:
 
 def draw_subject(rng: np.random.Generator) -> SubjectParameters:
     """Draw one adult's hip from published adult ranges (see docs/synthetic_cohort.md)."""
-    sex = "F" if rng.random() < 0.6 else "M"
+    sex = "F" if rng.random() < FEMALE_FRACTION else "M"
     male = sex == "M"
     age = float(rng.uniform(50, 90))
-    # Density declines with age; osteoporosis lowers the level further.
-    bmd_z = float(rng.normal(-0.02 * (age - 65), 0.9) + (0.3 if male else 0.0))
+    # Total-hip DXA BMD by sex and age: a linear fit to the 969 adults of BoneQuality.csv
+    # (Kim & Kim 2022) with its residual spread; 80 % women aged 50-90 then gives the
+    # seed paper's cohort (mean 0.76 g/cm², SD 0.15).
+    intercept, slope, residual_sd = TOTAL_HIP_BMD_MODEL[sex]
+    target = float(np.clip(intercept + slope * age + rng.normal(0, residual_sd), 0.35, 1.4))
     scale = 1.07 if male else 1.0
     femur = {}
     nsa = rng.normal(130.0, 3.0)
@@ -69,11 +76,9 @@ def draw_subject(rng: np.random.Generator) -> SubjectParameters:
     return SubjectParameters(
         sex=sex,
         age_years=age,
-        bmd_z=bmd_z,
+        target_areal_bmd_g_cm2=target,
         head_separation_mm=float(rng.normal(172.0, 8.0) * scale),
         joint_space_mm=float(rng.uniform(3.0, 5.0)),
-        trabecular_mg_cm3=float(np.clip(190.0 + 45.0 * bmd_z, 60.0, 320.0)),
-        cortical_mg_cm3=float(np.clip(1000.0 + 60.0 * bmd_z, 750.0, 1200.0)),
         body_semi_axes_mm=(float(rng.normal(165, 10)), float(rng.normal(115, 8))),
         fat_thickness_mm=float(np.clip(rng.normal(22 if not male else 16, 6), 6, 45)),
         femur=femur,

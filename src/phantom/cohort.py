@@ -13,16 +13,15 @@ from conventions.ct import write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
 from conventions.labels import BONE_LABELS
-from conventions.units import G_CM2_PER_MG_CM3_MM
 from drr.simulate import write_dicom_dx
 from phantom.acquisition import MUSCLE_MG_CM3, acquire_ct, compose_hu, draw_scanner
 from phantom.anatomy import build_anatomy, draw_subject, femur_frame, label_image, make_grid
+from phantom.density import areal_bmd_g_cm2, pf_region, solve_densities
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 
 # DXA measures areal BMD with about 1-2 % precision and a few per cent of accuracy
 # error between subjects (soft-tissue inhomogeneity); modelled as one relative error.
 DXA_RELATIVE_ERROR_SD = 0.03
-PF_BELOW_LESSER_TROCHANTER_MM = 10.0  # the proximal-femur region's distal border
 
 
 def subject_rng(seed: int, subject_id: str) -> np.random.Generator:
@@ -37,33 +36,19 @@ def _image(array: np.ndarray, grid) -> sitk.Image:
     return img
 
 
-def bmd_truth(
-    density: np.ndarray, labels: np.ndarray, grid, target_side: str, frames: dict
-) -> tuple[dict[str, float], np.ndarray]:
-    """True QCT-BMD and areal BMD of the target proximal femur, and its region mask.
-
-    The region is the femur above a transverse plane 10 mm below the lesser
-    trochanter (head, neck, trochanteric region: DXA's total-hip region). Areal BMD
-    is the AP (along y) line integral of density through the region in g/cm², averaged
-    over the pixels the region projects onto.
-    """
-    name = "femur_left" if target_side == "L" else "femur_right"
-    z = grid.origin_mm[2] + grid.spacing_mm[2] * np.arange(grid.size_xyz[2])
-    lt_z = frames[name]["lesser_trochanter"][2]
-    region = (labels == BONE_LABELS[name]) & (
-        z[:, None, None] >= lt_z - PF_BELOW_LESSER_TROCHANTER_MM
-    )
-    qct = float(density[region].mean())
-    areal = (np.where(region, density, 0.0).sum(axis=1) * grid.spacing_mm[1]) * G_CM2_PER_MG_CM3_MM
+def bmd_truth(density: np.ndarray, region: np.ndarray, grid) -> dict[str, float]:
+    """True QCT-BMD and areal BMD of the target proximal-femur region (see
+    :func:`phantom.density.pf_region`): mean density, and the AP line integral of density
+    through the region in g/cm² averaged over the pixels the region projects onto."""
     projected = region.any(axis=1)
     return {
-        "qct_bmd_mg_cm3": qct,
-        "areal_bmd_g_cm2": float(areal[projected].mean()),
+        "qct_bmd_mg_cm3": float(density[region].mean()),
+        "areal_bmd_g_cm2": areal_bmd_g_cm2(density, region, float(grid.spacing_mm[1])),
         "pf_region_volume_cm3": float(region.sum() * np.prod(grid.spacing_mm) / 1000.0),
         "pf_region_projected_area_cm2": float(
             projected.sum() * grid.spacing_mm[0] * grid.spacing_mm[2] / 100.0
         ),
-    }, region
+    }
 
 
 def generate_subject(
@@ -86,11 +71,13 @@ def generate_subject(
     grid = make_grid(voxel_mm)
     anatomy = build_anatomy(params, grid, rng)
     labels = label_image(anatomy)
+    frames = {"femur_left": femur_frame(params, "L"), "femur_right": femur_frame(params, "R")}
+    density_level = solve_densities(params, anatomy, grid, labels, target_side, frames)
     hu_clean, phantom_layout = compose_hu(params, anatomy, grid, scanner, rng)
     ct = acquire_ct(hu_clean, grid, scanner, rng)
     density = ((hu_clean - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3).astype(np.float32)
-    frames = {"femur_left": femur_frame(params, "L"), "femur_right": femur_frame(params, "R")}
-    bmd, region = bmd_truth(density, labels, grid, target_side, frames)
+    region = pf_region(labels, grid, frames, target_side)
+    bmd = bmd_truth(density, region, grid)
     dxa = bmd["areal_bmd_g_cm2"] * (1.0 + rng.normal(0.0, DXA_RELATIVE_ERROR_SD))
 
     write_volume(out / "ct.nii.gz", _image(ct, grid))
@@ -108,6 +95,7 @@ def generate_subject(
         "target_side": target_side,
         "dxa_bmd_g_cm2": float(dxa),
         **bmd,
+        "density_level_z": density_level,
         "parameters": params.to_dict(),
         "scanner": scanner.to_dict(),
         "calibration_phantom": phantom_layout,
