@@ -61,7 +61,21 @@ def third_party_imports(package: str, seen: set[str] | None = None) -> set[str]:
     seen.add(package)
     modules: set[str] = set()
     for f in (REPO / "src" / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(f.read_text())):
+        tree = ast.parse(f.read_text())
+        # Imports guarded by `except ImportError` are optional (e.g. the plastimatch peer).
+        optional = {
+            id(n)
+            for t in ast.walk(tree)
+            if isinstance(t, ast.Try)
+            and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in t.handlers
+            )
+            for n in ast.walk(t)
+        }
+        for node in ast.walk(tree):
+            if id(node) in optional:
+                continue
             if isinstance(node, ast.Import):
                 modules |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
