@@ -21,3 +21,15 @@ def test_failed_write_leaves_nothing_and_keeps_the_old_product(tmp_path):
     # Overwriting an existing product replaces it whole.
     write_json(tmp_path / "out" / "keep.json", {"a": 2})
     assert json.loads((tmp_path / "out" / "keep.json").read_text()) == {"a": 2}
+
+
+def test_products_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "p.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "p.json").stat().st_mode) == 0o644

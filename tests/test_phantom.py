@@ -207,3 +207,15 @@ def test_anatomy_is_in_the_adult_range(subject):
     assert 140 < p["head_separation_mm"] < 220
     # Proximal-femur region (head, neck, trochanters): tens of cm³ of bone, not a sliver.
     assert 50 < truth["pf_region_volume_cm3"] < 250
+
+
+def test_preview_draws_the_ct_and_every_radiograph(subject, tmp_path):
+    from phantom.preview import preview
+
+    out, _ = subject
+    preview(out / "S001", tmp_path / "preview.png")
+    png = (tmp_path / "preview.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    width = int.from_bytes(png[16:20], "big")
+    height = int.from_bytes(png[20:24], "big")
+    assert width > 3 * height  # two CT panels and two radiographs side by side

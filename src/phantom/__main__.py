@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=POSE_LABELS,
         help="one radiograph per pose label (none: CT only)",
     )
+    v = sub.add_parser("preview", help="PNG of one subject's CT slices and radiographs")
+    v.add_argument("subject_dir", help="e.g. results/synthetic/S001")
+    v.add_argument("--out", required=True, help="PNG to write")
     m = sub.add_parser("manifest", help="write subjects.tsv and radiographs.tsv")
     m.add_argument("--truth", nargs="+", required=True)
     m.add_argument("--out-subjects", required=True)
@@ -31,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.command == "subject":
         generate_subject(a.subject, a.seed, a.voxel_mm, a.out_dir, tuple(a.poses))
+    elif a.command == "preview":
+        from phantom.preview import preview
+
+        preview(a.subject_dir, a.out)
     else:
         write_manifest(a.truth, a.out_subjects, a.out_radiographs)
     return 0
