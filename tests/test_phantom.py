@@ -219,3 +219,18 @@ def test_preview_draws_the_ct_and_every_radiograph(subject, tmp_path):
     width = int.from_bytes(png[16:20], "big")
     height = int.from_bytes(png[20:24], "big")
     assert width > 3 * height  # two CT panels and two radiographs side by side
+
+
+def test_landmarks_are_written_in_lps_where_anatomy_puts_them(subject):
+    from conventions.landmarks import read_landmarks
+
+    out, truth = subject
+    lm = read_landmarks(out / "S001" / "truth" / "landmarks.json")
+    for side, s in (("L", 1), ("R", -1)):
+        head = lm[f"head_center_{side}"]
+        assert head == pytest.approx(truth["landmarks_lps_mm"][f"head_center_{side}"])
+        asis = lm[f"asis_{side}"] - head
+        assert asis[1] < -20 and asis[2] > 30  # anterior (−y) and superior (+z)
+        lt = lm[f"lesser_trochanter_{side}"] - head
+        assert lt[2] < -40 and s * lt[0] > 0  # below the head, on the same side
+    assert abs(lm["pubic_symphysis"][0]) < 1e-9 and lm["pubic_symphysis"][1] < 0

@@ -125,33 +125,55 @@ def femur_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray
     return sdf.smooth_union(d, sdf.sphere(points, fr["lesser_trochanter"], 8.5), 5.0)
 
 
-def hip_bone_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray:
-    """One os coxae: acetabular cup, ilium (body and wing), pubis and ischium."""
+WING_RADII_MM = (78.0, 58.0, 6.5)  # iliac wing: along u (front to back), w (up), thickness
+
+
+def pelvis_frame(p: SubjectParameters, side: str) -> dict[str, np.ndarray]:
+    """Key points and axes of one hip bone, relative to the femoral head it holds."""
     s = SIDE_SIGN[side]
-    f = p.femur[side]
     c = femur_frame(p, side)["head_center"]
 
     def at(dx: float, dy: float, dz: float) -> np.ndarray:
         """A point offset from the head centre (dx toward the patient's left)."""
         return c + np.array([dx, dy, dz])
 
-    r_in = f.head_radius_mm + p.joint_space_mm
+    u = _unit([-s * 0.55, 0.83, 0.0])  # wing: from the anterior-lateral spine backward-medial
+    w = _unit([s * 0.3, 0.0, 1.0])  # and up, flaring laterally
+    wing_centre = at(-s * 8, 10, 72)
+    symphysis = np.array([s * 6.0, -42.0, -30.0])
+    return {
+        "acetabulum_centre": c,
+        "wing_centre": wing_centre,
+        "wing_axes": np.stack([u, w, np.cross(u, w)], axis=1),
+        # The anterior superior iliac spine: the front tip of the wing.
+        "asis": wing_centre - WING_RADII_MM[0] * u,
+        "pubic_symphysis": symphysis,
+        "ischial_tuberosity": at(-s * 22, 22, -58),
+        "inferior_ramus_end": symphysis + np.array([s * 8, 8, -12]),
+        "ilium_body": np.stack([at(-s * 8, 6, 0), at(-s * 12, 14, 55)]),
+        "pubis_root": at(-s * 16, -12, -6),
+        "ischium_root": at(-s * 8, 12, -14),
+    }
+
+
+def hip_bone_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray:
+    """One os coxae: acetabular cup, ilium (body and wing), pubis and ischium."""
+    s = SIDE_SIGN[side]
+    fr = pelvis_frame(p, side)
+    c = fr["acetabulum_centre"]
+    r_in = p.femur[side].head_radius_mm + p.joint_space_mm
     cup = np.maximum(sdf.sphere(points, c, r_in + 6.0), -sdf.sphere(points, c, r_in))
     opening = _unit([s * 0.75, -0.35, -0.55])  # the acetabulum faces lateral, anterior, down
     d = np.maximum(cup, (points - c) @ opening - 0.3 * r_in)
-    ilium_body = sdf.capsule(points, at(-s * 8, 6, r_in + 4), at(-s * 12, 14, 55), 17)
+    body_lo, body_hi = fr["ilium_body"]
+    ilium_body = sdf.capsule(points, body_lo + np.array([0, 0, r_in + 4]), body_hi, 17)
     d = sdf.smooth_union(d, ilium_body, 8)
-    u = _unit([-s * 0.55, 0.83, 0.0])  # wing: from the anterior-lateral spine backward-medial
-    w = _unit([s * 0.3, 0.0, 1.0])  # and up, flaring laterally
-    n = np.cross(u, w)
-    wing = sdf.ellipsoid(points, at(-s * 8, 10, 72), (78, 58, 6.5), np.stack([u, w, n], axis=1))
+    wing = sdf.ellipsoid(points, fr["wing_centre"], WING_RADII_MM, fr["wing_axes"])
     d = sdf.smooth_union(d, wing, 10)
-    symphysis = np.array([s * 6.0, -42.0, -30.0])
-    tuberosity = at(-s * 22, 22, -58)
-    inferior_ramus_end = symphysis + np.array([s * 8, 8, -12])
-    d = sdf.smooth_union(d, sdf.capsule(points, at(-s * 16, -12, -6), symphysis, 8.5), 6)
-    d = sdf.smooth_union(d, sdf.capsule(points, at(-s * 8, 12, -14), tuberosity, 11), 6)
-    d = sdf.smooth_union(d, sdf.capsule(points, tuberosity, inferior_ramus_end, 6.5), 5)
+    symphysis, tuberosity = fr["pubic_symphysis"], fr["ischial_tuberosity"]
+    d = sdf.smooth_union(d, sdf.capsule(points, fr["pubis_root"], symphysis, 8.5), 6)
+    d = sdf.smooth_union(d, sdf.capsule(points, fr["ischium_root"], tuberosity, 11), 6)
+    d = sdf.smooth_union(d, sdf.capsule(points, tuberosity, fr["inferior_ramus_end"], 6.5), 5)
     # Keep the joint space open: nothing of the hip bone inside the head's shell.
     return sdf.subtract(d, sdf.sphere(points, c, r_in - 0.5))
 

@@ -13,10 +13,18 @@ from conventions.ct import write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
 from conventions.labels import BONE_LABELS
+from conventions.landmarks import write_landmarks
 from drr.simulate import write_dicom_dx
 from phantom.acquisition import MUSCLE_MG_CM3, acquire_ct, compose_hu, draw_scanner
-from phantom.anatomy import build_anatomy, draw_subject, femur_frame, label_image, make_grid
-from phantom.density import areal_bmd_g_cm2, pf_region, solve_densities
+from phantom.anatomy import (
+    build_anatomy,
+    draw_subject,
+    femur_frame,
+    label_image,
+    make_grid,
+    pelvis_frame,
+)
+from phantom.density import areal_bmd_g_cm2, femur_name, pf_region, solve_densities
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 
 # DXA measures areal BMD with about 1-2 % precision and a few per cent of accuracy
@@ -85,10 +93,19 @@ def generate_subject(
     write_volume(out / "truth" / "labels.nii.gz", _image(labels, grid))
     write_volume(out / "truth" / "pf_region.nii.gz", _image(region.astype(np.uint8), grid))
     landmarks = {
-        f"{key}_{side}": frames[f"femur_{'left' if side == 'L' else 'right'}"][key].tolist()
+        f"{key}_{side}": frames[femur_name(side)][key].tolist()
         for side in ("L", "R")
         for key in ("head_center", "neck_base", "greater_trochanter", "lesser_trochanter")
     }
+    for side in ("L", "R"):
+        pelvis = pelvis_frame(params, side)
+        landmarks[f"asis_{side}"] = pelvis["asis"].tolist()
+        landmarks[f"ischial_tuberosity_{side}"] = pelvis["ischial_tuberosity"].tolist()
+    landmarks["pubic_symphysis"] = pelvis_frame(params, "L")["pubic_symphysis"].tolist()
+    landmarks["pubic_symphysis"][0] = 0.0  # the two pubic bones meet at the midline
+    write_landmarks(
+        out / "truth" / "landmarks.json", {k: np.array(v) for k, v in landmarks.items()}
+    )
     truth = {
         "subject_id": subject_id,
         "seed": [seed, int(subject_id.lstrip("S"))],
