@@ -4,6 +4,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
 from snakemake.utils import validate
 
 # The workflow's own packages import from src/ whether or not the project is installed

@@ -74,9 +74,9 @@ def _job_counts(stats: str) -> dict[str, int]:
 
 def test_default_config_builds_a_dag(workflow):
     counts = _job_counts(snakemake(workflow, "-n", "--quiet", "rules").stdout)
-    assert counts["synthetic_subject"] == 6  # config.yaml's n_subjects
-    assert counts["import_ct"] == 6
-    assert counts["import_radiograph"] == 6 * 4  # four poses each
+    assert counts["synthetic_subject"] == 10  # config.yaml's n_subjects
+    assert counts["import_ct"] == 10
+    assert counts["import_radiograph"] == 10 * 4  # four poses each
     assert counts["cohort_fingerprint"] == 1
 
 

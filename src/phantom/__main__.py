@@ -15,7 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("subject", help="generate one subject's CT and ground truth")
     s.add_argument("--subject", required=True, help="S001, S002, …")
     s.add_argument("--seed", type=int, required=True)
-    s.add_argument("--voxel-mm", type=float, default=2.0)
+    s.add_argument(
+        "--voxel-mm",
+        type=float,
+        nargs="+",
+        default=[2.0],
+        help="voxel size in mm: one value, or x y z",
+    )
     s.add_argument("--out-dir", required=True)
     s.add_argument(
         "--poses",
@@ -33,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out-radiographs", required=True)
     a = ap.parse_args(argv)
     if a.command == "subject":
-        generate_subject(a.subject, a.seed, a.voxel_mm, a.out_dir, tuple(a.poses))
+        if len(a.voxel_mm) not in (1, 3):
+            ap.error("--voxel-mm takes one value or three (x y z)")
+        voxel = a.voxel_mm[0] if len(a.voxel_mm) == 1 else tuple(a.voxel_mm)
+        generate_subject(a.subject, a.seed, voxel, a.out_dir, tuple(a.poses))
     elif a.command == "preview":
         from phantom.preview import preview
 

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from conventions.units import BMAS200_ROD_DENSITIES_MG_CM3
 from phantom import sdf
-from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame
+from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame, sdf_in_box
 
 HU_AIR, HU_FAT, HU_MARROW, HU_TABLE = -1000.0, -100.0, -40.0, -350.0
 MUSCLE_MG_CM3 = 40.0
@@ -93,16 +93,26 @@ def compose_hu(
     p: SubjectParameters, anatomy: Anatomy, grid: Grid, scanner: Scanner, rng: np.random.Generator
 ) -> tuple[np.ndarray, dict]:
     """The noiseless HU volume (z, y, x) and where the phantom's rods lie."""
-    pts = grid.points()
-    z = pts[..., 2]
-    hu = np.full(z.shape, HU_AIR, dtype=np.float32)
+    # Structures along the whole z range (body, phantom, table) are computed on one
+    # slice and broadcast; small ones only in a box around them.
+    z = grid.points((slice(None), slice(0, 1), slice(0, 1)))[..., 2]  # (z, 1, 1)
+    xy = grid.points((slice(0, 1), slice(None), slice(None)))  # (1, y, x, 3)
+    hu = np.full(grid.shape_zyx, HU_AIR, dtype=np.float32)
     hu = _mix(hu, sdf.occupancy(anatomy.body, 1.0), HU_FAT)
     hu = _mix(hu, sdf.occupancy(anatomy.body_inner, 1.0), scanner.hu(MUSCLE_MG_CM3))
-    hu = _mix(hu, sdf.occupancy(sdf.ellipsoid(pts, [0, -38, -5], (38, 28, 30)), 1.0), scanner.hu(0))
+    bladder = ([0.0, -38.0, -5.0], np.array([38.0, 28.0, 30.0]))
+    gas = []
     for _ in range(3):  # bowel gas above the pelvic inlet
         c = [rng.uniform(-60, 60), rng.uniform(-60, 10), rng.uniform(60, 120)]
-        d = sdf.ellipsoid(pts, c, rng.uniform(8, 22, size=3))
-        hu = _mix(hu, sdf.occupancy(d, 1.0), HU_AIR)
+        gas.append((c, rng.uniform(8, 22, size=3)))
+    for (centre, radii), value in [(bladder, scanner.hu(0)), *[(g, HU_AIR) for g in gas]]:
+        d = sdf_in_box(
+            lambda pts, c=centre, r=radii: sdf.ellipsoid(pts, c, r),
+            grid,
+            [np.asarray(centre) - radii, np.asarray(centre) + radii],
+            10.0,
+        )
+        hu = _mix(hu, sdf.occupancy(d, 1.0), value)
 
     frames = {"femur_left": femur_frame(p, "L"), "femur_right": femur_frame(p, "R")}
     for bone, d in anatomy.bones.items():
@@ -126,12 +136,12 @@ def compose_hu(
         grid.origin_mm[2] - 10,
         grid.origin_mm[2] + grid.spacing_mm[2] * grid.size_xyz[2] + 10,
     )
-    base = _slab(pts, [-140, y0, lo_z], [140, y0 + 24, hi_z])
+    base = _slab(xy, [-140, y0, lo_z], [140, y0 + 24, hi_z])
     hu = _mix(hu, sdf.occupancy(base, EDGE_MM), scanner.hu(0.0))
     rods = []
     for x, rho in zip(PHANTOM_ROD_X_MM, BMAS200_ROD_DENSITIES_MG_CM3, strict=True):
         centre = np.array([x, y0 + 12.0])
-        d = np.linalg.norm(pts[..., :2] - centre, axis=-1) - PHANTOM_ROD_RADIUS_MM
+        d = np.linalg.norm(xy[..., :2] - centre, axis=-1) - PHANTOM_ROD_RADIUS_MM
         hu = _mix(hu, sdf.occupancy(d, EDGE_MM), scanner.hu(rho))
         rods.append(
             {
@@ -141,7 +151,7 @@ def compose_hu(
                 "density_mg_cm3": rho,
             }
         )
-    table = _slab(pts, [-200, y0 + 27, lo_z], [200, y0 + 35, hi_z])
+    table = _slab(xy, [-200, y0 + 27, lo_z], [200, y0 + 35, hi_z])
     hu = _mix(hu, sdf.occupancy(table, EDGE_MM), HU_TABLE)
     return hu.astype(np.float32), {"rods": rods, "base_y_mm": [y0, y0 + 24.0]}
 

@@ -125,7 +125,8 @@ def femur_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray
     return sdf.smooth_union(d, sdf.sphere(points, fr["lesser_trochanter"], 8.5), 5.0)
 
 
-WING_RADII_MM = (78.0, 58.0, 6.5)  # iliac wing: along u (front to back), w (up), thickness
+WING_RADII_MM = (78.0, 58.0, 6.5)
+SACRUM_CENTRE_MM = (0.0, 62.0, 52.0)  # iliac wing: along u (front to back), w (up), thickness
 
 
 def pelvis_frame(p: SubjectParameters, side: str) -> dict[str, np.ndarray]:
@@ -182,7 +183,7 @@ def sacrum_sdf(points: np.ndarray, p: SubjectParameters) -> np.ndarray:
     tilt = np.deg2rad(35.0)  # the sacrum leans with its top forward
     rot = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
     half = p.head_separation_mm / 2
-    return sdf.ellipsoid(points, [0.0, 62.0, 52.0], (0.33 * half + 22, 22, 58), rot)
+    return sdf.ellipsoid(points, SACRUM_CENTRE_MM, (0.33 * half + 22, 22, 58), rot)
 
 
 @dataclass
@@ -193,20 +194,51 @@ class Grid:
     spacing_mm: np.ndarray
     size_xyz: tuple[int, int, int]
 
-    def points(self) -> np.ndarray:
-        """LPS points of all voxels, array shape (z, y, x, 3) to match SimpleITK arrays."""
+    def points(self, box: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+        """LPS points of the voxels (of ``box``, (z, y, x) slices), shape (z, y, x, 3)."""
         axes = [
             self.origin_mm[i] + self.spacing_mm[i] * np.arange(self.size_xyz[i], dtype=np.float32)
             for i in range(3)
         ]
+        if box is not None:
+            axes = [axes[0][box[2]], axes[1][box[1]], axes[2][box[0]]]
         z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
         return np.stack([x, y, z], axis=-1).astype(np.float32)
 
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        return self.size_xyz[::-1]
 
-def make_grid(voxel_mm: float, extent_lo=(-190, -130, -140), extent_hi=(190, 176, 130)) -> Grid:
+    def box(self, lo_mm: np.ndarray, hi_mm: np.ndarray) -> tuple[slice, slice, slice]:
+        """(z, y, x) slices of the voxels inside the LPS box [lo_mm, hi_mm]."""
+        lo = np.floor((np.asarray(lo_mm) - self.origin_mm) / self.spacing_mm).astype(int)
+        hi = np.ceil((np.asarray(hi_mm) - self.origin_mm) / self.spacing_mm).astype(int) + 1
+        lo = np.clip(lo, 0, self.size_xyz)
+        hi = np.clip(hi, 0, self.size_xyz)
+        return slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0])
+
+
+# Signed distance given to voxels far from a bone, outside the box it is evaluated in.
+FAR_MM = 1000.0
+
+
+def sdf_in_box(func, grid: Grid, key_points: np.ndarray, margin_mm: float) -> np.ndarray:
+    """Evaluate a bone's signed distance only in the box around its key points (± margin);
+    everywhere else it is FAR_MM. Bones fill a tenth of the grid, so this is most of the
+    phantom's speed."""
+    pts = np.asarray(key_points, dtype=float).reshape(-1, 3)
+    box = grid.box(pts.min(axis=0) - margin_mm, pts.max(axis=0) + margin_mm)
+    out = np.full(grid.shape_zyx, FAR_MM, dtype=np.float32)
+    out[box] = func(grid.points(box))
+    return out
+
+
+def make_grid(voxel_mm, extent_lo=(-190, -130, -140), extent_hi=(190, 176, 130)) -> Grid:
+    """The CT grid over the hips; ``voxel_mm`` is one size or (x, y, z) sizes in mm."""
     lo, hi = np.asarray(extent_lo, float), np.asarray(extent_hi, float)
-    size = tuple(int(v) for v in np.round((hi - lo) / voxel_mm).astype(int) + 1)
-    return Grid(lo, np.full(3, float(voxel_mm)), size)
+    spacing = np.broadcast_to(np.asarray(voxel_mm, dtype=float), (3,)).copy()
+    size = tuple(int(v) for v in np.round((hi - lo) / spacing).astype(int) + 1)
+    return Grid(lo, spacing, size)
 
 
 @dataclass
@@ -220,26 +252,56 @@ class Anatomy:
 
 
 def build_anatomy(p: SubjectParameters, grid: Grid, rng: np.random.Generator) -> Anatomy:
-    pts = grid.points()
+    def femur(side):
+        fr = femur_frame(p, side)
+        keys = [
+            fr[k]
+            for k in (
+                "head_center",
+                "neck_base",
+                "shaft_top",
+                "shaft_bottom",
+                "greater_trochanter",
+                "lesser_trochanter",
+            )
+        ]
+        return sdf_in_box(lambda pts: femur_sdf(pts, p, side), grid, keys, 40.0)
+
+    def hip(side):
+        fr = pelvis_frame(p, side)
+        wing = fr["wing_centre"] + np.array(
+            [[sx, sy, sz] for sx in (-85, 85) for sy in (-85, 85) for sz in (-85, 85)]
+        )
+        keys = [
+            fr["acetabulum_centre"],
+            fr["asis"],
+            fr["pubic_symphysis"],
+            fr["ischial_tuberosity"],
+            fr["inferior_ramus_end"],
+            *wing,
+        ]
+        return sdf_in_box(lambda pts: hip_bone_sdf(pts, p, side), grid, keys, 40.0)
+
+    sacrum_centre = np.array(SACRUM_CENTRE_MM)
     bones = {
-        "femur_left": femur_sdf(pts, p, "L"),
-        "femur_right": femur_sdf(pts, p, "R"),
-        "sacrum": sacrum_sdf(pts, p),
+        "femur_left": femur("L"),
+        "femur_right": femur("R"),
+        "sacrum": sdf_in_box(lambda pts: sacrum_sdf(pts, p), grid, [sacrum_centre], 100.0),
     }
     for side, name in (("L", "hip_left"), ("R", "hip_right")):
-        d = hip_bone_sdf(pts, p, side)
-        bones[name] = sdf.subtract(d, bones["sacrum"] - 2.0)  # the sacroiliac joint gap
+        bones[name] = sdf.subtract(hip(side), bones["sacrum"] - 2.0)  # sacroiliac joint gap
+    # The body is an elliptic cylinder along z: one slice, broadcast over the others.
     ax, ay = p.body_semi_axes_mm
-    xy = pts[..., :2] - np.array([0.0, 5.0], dtype=np.float32)
-    body = sdf.ellipsoid(
-        np.concatenate([xy, np.zeros_like(xy[..., :1])], -1), [0, 0, 0], (ax, ay, 1e6)
-    )
+    xy = grid.points((slice(0, 1), slice(None), slice(None)))[..., :2] - np.float32([0.0, 5.0])
+    flat = np.concatenate([xy, np.zeros_like(xy[..., :1])], -1)
     fat = p.fat_thickness_mm
-    body_inner = sdf.ellipsoid(
-        np.concatenate([xy, np.zeros_like(xy[..., :1])], -1), [0, 0, 0], (ax - fat, ay - fat, 1e6)
+    body = np.broadcast_to(sdf.ellipsoid(flat, [0, 0, 0], (ax, ay, 1e6)), grid.shape_zyx)
+    body_inner = np.broadcast_to(
+        sdf.ellipsoid(flat, [0, 0, 0], (ax - fat, ay - fat, 1e6)), grid.shape_zyx
     )
-    noise = rng.standard_normal(body.shape).astype(np.float32)
-    texture = ndimage.gaussian_filter(noise, sigma=1.2 / grid.spacing_mm[0] + 0.6)
+    noise = rng.standard_normal(grid.shape_zyx).astype(np.float32)
+    # Trabecular texture ~1.2 mm across, whatever the voxel size (sigma per axis z, y, x).
+    texture = ndimage.gaussian_filter(noise, sigma=1.2 / grid.spacing_mm[::-1] + 0.6)
     texture /= texture.std() + 1e-12
     return Anatomy({k: bones[k] for k in BONE_LABELS}, body, body_inner, texture)
 

@@ -62,7 +62,7 @@ def bmd_truth(density: np.ndarray, region: np.ndarray, grid) -> dict[str, float]
 def generate_subject(
     subject_id: str,
     seed: int,
-    voxel_mm: float,
+    voxel_mm: float | tuple[float, float, float],
     out_dir: str | Path,
     poses: tuple[str, ...] = POSE_LABELS,
     detector: Detector | None = None,
@@ -118,7 +118,7 @@ def generate_subject(
         "calibration_phantom": phantom_layout,
         "landmarks_lps_mm": landmarks,
         "labels": BONE_LABELS,
-        "voxel_mm": voxel_mm,
+        "voxel_mm": grid.spacing_mm.tolist(),
     }
     # Radiographs draw from their own stream: changing them never changes the CT.
     view_rng = np.random.default_rng([seed, int(subject_id.lstrip("S")), 1])
