@@ -48,10 +48,24 @@ def subject_dir(subject):
     return f"results/subjects/{subject}"
 
 
+SYNTHETIC_CT_NAMES = {"nifti": "ct.nii.gz", "dicom": "ct_dicom"}
+
+
+def synthetic_ct(subject="{subject}"):
+    name = SYNTHETIC_CT_NAMES[config["synthetic"].get("ct_format", "nifti")]
+    return f"{SYNTHETIC_DIR}/{subject}/{name}"
+
+
+def synthetic_ct_output():
+    """The phantom's CT: a file, or a DICOM series folder Snakemake treats as one output."""
+    path = synthetic_ct()
+    return directory(path) if path.endswith("ct_dicom") else path
+
+
 def ct_source(wildcards):
     """The subject's CT as given: the user's file or folder, or the phantom's."""
     if SYNTHETIC:
-        return f"{SYNTHETIC_DIR}/{wildcards.subject}/ct.nii.gz"
+        return synthetic_ct(wildcards.subject)
     return COHORT.subject(wildcards.subject)["ct"]
 
 

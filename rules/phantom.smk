@@ -3,7 +3,7 @@
 
 rule synthetic_subject:
     output:
-        ct=f"{SYNTHETIC_DIR}/{{subject}}/ct.nii.gz",
+        ct=synthetic_ct_output(),
         truth=f"{SYNTHETIC_DIR}/{{subject}}/truth/truth.json",
         density=f"{SYNTHETIC_DIR}/{{subject}}/truth/density_mg_cm3.nii.gz",
         labels=f"{SYNTHETIC_DIR}/{{subject}}/truth/labels.nii.gz",
@@ -13,6 +13,7 @@ rule synthetic_subject:
     params:
         seed=config["synthetic"]["seed"],
         poses=" ".join(SYNTHETIC_POSES),
+        ct_format=config["synthetic"].get("ct_format", "nifti"),
         voxel_mm=" ".join(map(str, np.atleast_1d(config["synthetic"]["voxel_mm"]))),
         out_dir=lambda wc: f"{SYNTHETIC_DIR}/{wc.subject}",
     conda:
@@ -25,6 +26,7 @@ rule synthetic_subject:
     shell:
         "python -m phantom subject --subject {wildcards.subject} --seed {params.seed}"
         " --voxel-mm {params.voxel_mm} --out-dir {params.out_dir} --poses {params.poses}"
+        " --ct-format {params.ct_format}"
         " > {log} 2>&1"
 
 

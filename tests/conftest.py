@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
 # CI lays shared/ beside the checkout; developers have it at ../shared as well.
@@ -48,28 +49,22 @@ def write_dicom_ct_series(
     slope: float = 1.0,
     intercept: float = -1024.0,
 ) -> None:
-    """A CT series, array hu[k, j, i] in HU, slices along row_dir × col_dir (LPS)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    normal = np.cross(row_dir, col_dir)
-    series, study, frame = generate_uid(), generate_uid(), generate_uid()
-    order = np.random.default_rng(0).permutation(hu.shape[0])  # file order ≠ slice order
-    for n, k in enumerate(order):
-        ds = _file_dataset(folder / f"img{n:04d}.dcm", CTImageStorage)
-        ds.Modality = "CT"
-        ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.FrameOfReferenceUID = series, study, frame
-        ds.InstanceNumber = int(k) + 1
-        pos = np.asarray(origin) + k * spacing_xyz[2] * normal
-        ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
-        ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*row_dir, *col_dir)]
-        ds.PixelSpacing = [spacing_xyz[1], spacing_xyz[0]]  # DICOM: [row spacing, col spacing]
-        ds.SliceThickness = spacing_xyz[2]
-        ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-        stored = np.rint((hu[k] - intercept) / slope).astype(np.uint16)
-        ds.PixelData = stored.tobytes()
-        ds.save_as(folder / f"img{n:04d}.dcm", enforce_file_format=True)
+    """A CT series carrying identifiers, hu[k, j, i] in HU, file names not in slice order."""
+    from conventions.ct import write_dicom_series
+
+    image = sitk.GetImageFromArray(hu.astype(np.float32))
+    image.SetSpacing(spacing_xyz)
+    image.SetOrigin(origin)
+    image.SetDirection([*np.column_stack([row_dir, col_dir, np.cross(row_dir, col_dir)]).ravel()])
+    write_dicom_series(
+        folder, image, IDENTIFIERS["PatientID"], extra_tags=IDENTIFIERS, rescale=(slope, intercept)
+    )
+    files = sorted(folder.iterdir())
+    order = np.random.default_rng(0).permutation(len(files))  # file order ≠ slice order
+    for n, f in enumerate(files):
+        f.rename(folder / f"tmp{order[n]:04d}")
+    for f in folder.iterdir():
+        f.rename(folder / f"img{f.name[3:]}.dcm")
 
 
 def write_dicom_radiograph(

@@ -99,9 +99,15 @@ def test_generation_is_deterministic(subject, tmp_path):
     a = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "S001" / "ct.nii.gz")))
     b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "S001" / "ct.nii.gz")))
     assert np.array_equal(a, b)
-    for pose in POSES:  # same seed, same bytes, DICOM UIDs included
-        rel = f"radiographs/{pose}.dcm"
-        assert (out / "S001" / rel).read_bytes() == (tmp_path / "S001" / rel).read_bytes()
+    # Same seed, same bytes: the CT, the truth volumes, the DICOMs (UIDs included).
+    files = [
+        "ct.nii.gz",
+        "truth/density_mg_cm3.nii.gz",
+        "truth/labels.nii.gz",
+        *(f"radiographs/{pose}.dcm" for pose in POSES),
+    ]
+    for rel in files:
+        assert (out / "S001" / rel).read_bytes() == (tmp_path / "S001" / rel).read_bytes(), rel
 
 
 def test_manifest_of_the_synthetic_cohort_validates(subject):

@@ -15,6 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import IDENTIFIERS, REPO, write_dicom_ct_series, write_dicom_radiograph
+from conventions.ct import read_ct
 
 WORKFLOW_PARTS = (
     "Snakefile",
@@ -90,7 +91,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert fp["n_radiographs"] == 4  # two poses each in the tiny config
     assert fp["radiographs"]["poses"] == {"supine": 2, "abduction": 2}
     ct = sitk.ReadImage(str(workflow / "results/subjects/S001/ct/ct_hu.nii.gz"))
-    truth = sitk.ReadImage(str(workflow / "results/synthetic/S001/ct.nii.gz"))
+    truth = read_ct(workflow / "results/synthetic/S001/ct_dicom")  # the tiny config's DICOM
     assert ct.GetOrigin() == pytest.approx(truth.GetOrigin())
     assert np.array_equal(sitk.GetArrayFromImage(ct), sitk.GetArrayFromImage(truth))
     # Everything is cached: a second run has nothing to do.

@@ -119,3 +119,67 @@ def physical_points(image: sitk.Image, indices_xyz: np.ndarray) -> np.ndarray:
 def _first_line(e: Exception) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     return lines[-1] if lines else type(e).__name__
+
+
+def write_dicom_series(
+    folder: str | Path,
+    image: sitk.Image,
+    patient_id: str,
+    uid_entropy: list[str] | None = None,
+    extra_tags: dict | None = None,
+    rescale: tuple[float, float] = (1.0, -1024.0),
+) -> None:
+    """Write a CT (HU) as a DICOM series, one file per slice, into a new ``folder``.
+
+    Geometry goes into ImagePositionPatient / ImageOrientationPatient / PixelSpacing
+    (LPS, as DICOM defines them); values are stored as unsigned 16-bit through
+    RescaleSlope/RescaleIntercept (``rescale``). ``patient_id`` should be a pseudonym;
+    nothing else identifying is written unless ``extra_tags`` says so. With
+    ``uid_entropy`` the UIDs derive from it (same inputs, same bytes). The folder appears
+    whole or not at all.
+    """
+    import os
+    import shutil
+
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    def uid(kind: str) -> str:
+        return generate_uid(entropy_srcs=[*uid_entropy, kind]) if uid_entropy else generate_uid()
+
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    hu = sitk.GetArrayFromImage(image)
+    d = np.array(image.GetDirection()).reshape(3, 3)
+    sx, sy, sz = image.GetSpacing()
+    slope, intercept = rescale
+    stored = np.clip(np.rint((hu - intercept) / slope), 0, 65535).astype(np.uint16)
+    study, series, frame = uid("study"), uid("series"), uid("frame")
+    for k in range(hu.shape[0]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = uid(f"slice {k}")
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset(str(tmp / f"slice_{k:04d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.Modality, ds.PatientID, ds.InstanceNumber = "CT", patient_id, k + 1
+        ds.ImagePositionPatient = [
+            f"{v:.4f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))
+        ]
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*d[:, 0], *d[:, 1])]
+        ds.PixelSpacing = [f"{sy:.6g}", f"{sx:.6g}"]  # DICOM: row spacing, then column
+        ds.SliceThickness = f"{sz:.6g}"
+        ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.6g}", f"{intercept:.6g}"
+        for key, value in (extra_tags or {}).items():
+            setattr(ds, key, value)
+        ds.PixelData = stored[k].tobytes()
+        pydicom.dcmwrite(tmp / f"slice_{k:04d}.dcm", ds, enforce_file_format=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)

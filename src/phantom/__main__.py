@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.add_argument("--out-dir", required=True)
     s.add_argument(
+        "--ct-format",
+        choices=["nifti", "dicom"],
+        default="nifti",
+        help="the CT as one NIfTI file or as a DICOM series folder",
+    )
+    s.add_argument(
         "--poses",
         nargs="*",
         default=list(POSE_LABELS),
@@ -42,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(a.voxel_mm) not in (1, 3):
             ap.error("--voxel-mm takes one value or three (x y z)")
         voxel = a.voxel_mm[0] if len(a.voxel_mm) == 1 else tuple(a.voxel_mm)
-        generate_subject(a.subject, a.seed, voxel, a.out_dir, tuple(a.poses))
+        generate_subject(a.subject, a.seed, voxel, a.out_dir, tuple(a.poses), ct_format=a.ct_format)
     elif a.command == "preview":
         from phantom.preview import preview
 

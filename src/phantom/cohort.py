@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from conventions.ct import write_volume
+from conventions.ct import write_dicom_series, write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
 from conventions.labels import BONE_LABELS
@@ -27,6 +27,7 @@ from phantom.anatomy import (
 from phantom.density import areal_bmd_g_cm2, femur_name, pf_region, solve_densities
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 
+CT_NAMES = {"nifti": "ct.nii.gz", "dicom": "ct_dicom"}
 # DXA measures areal BMD with about 1-2 % precision and a few per cent of accuracy
 # error between subjects (soft-tissue inhomogeneity); modelled as one relative error.
 DXA_RELATIVE_ERROR_SD = 0.03
@@ -66,10 +67,12 @@ def generate_subject(
     out_dir: str | Path,
     poses: tuple[str, ...] = POSE_LABELS,
     detector: Detector | None = None,
+    ct_format: str = "nifti",
 ) -> dict[str, Any]:
     """Write one subject: ``ct.nii.gz`` (int16 HU), ``radiographs/{pose}.dcm`` and
     ``truth/`` (density, labels, PF region, ``truth.json`` with every true value, and
-    ``radiographs/{pose}.json`` with each view's true poses). Returns the truth record."""
+    ``radiographs/{pose}.json`` with each view's true poses). With ``ct_format="dicom"``
+    the CT is a DICOM series in ``ct_dicom/`` instead. Returns the truth record."""
     out = Path(out_dir)
     detector = Detector() if detector is None else detector
     rng = subject_rng(seed, subject_id)
@@ -88,7 +91,17 @@ def generate_subject(
     bmd = bmd_truth(density, region, grid)
     dxa = bmd["areal_bmd_g_cm2"] * (1.0 + rng.normal(0.0, DXA_RELATIVE_ERROR_SD))
 
-    write_volume(out / "ct.nii.gz", _image(ct, grid))
+    if ct_format == "dicom":
+        write_dicom_series(
+            out / CT_NAMES["dicom"],
+            _image(ct, grid),
+            subject_id,
+            uid_entropy=[str(seed), subject_id],
+        )
+    elif ct_format == "nifti":
+        write_volume(out / CT_NAMES["nifti"], _image(ct, grid))
+    else:
+        raise ValueError(f"ct_format must be nifti or dicom, got {ct_format!r}")
     write_volume(out / "truth" / "density_mg_cm3.nii.gz", _image(density, grid))
     write_volume(out / "truth" / "labels.nii.gz", _image(labels, grid))
     write_volume(out / "truth" / "pf_region.nii.gz", _image(region.astype(np.uint8), grid))
@@ -110,6 +123,7 @@ def generate_subject(
         "subject_id": subject_id,
         "seed": [seed, int(subject_id.lstrip("S"))],
         "target_side": target_side,
+        "ct": CT_NAMES[ct_format],
         "dxa_bmd_g_cm2": float(dxa),
         **bmd,
         "density_level_z": density_level,
@@ -166,7 +180,7 @@ def write_manifest(
         rows.append(
             {
                 "subject_id": t["subject_id"],
-                "ct": str((subject_dir / "ct.nii.gz").relative_to(out_subjects.parent)),
+                "ct": str((subject_dir / t["ct"]).relative_to(out_subjects.parent)),
                 "target_side": t["target_side"],
                 "dxa_bmd_g_cm2": round(t["dxa_bmd_g_cm2"], 4),
                 "phantom": "present",

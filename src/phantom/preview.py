@@ -9,6 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
+from conventions.ct import read_ct
 from conventions.files import atomic_path
 from conventions.radiograph import read_radiograph
 
@@ -17,7 +18,7 @@ def preview(subject_dir: str | Path, out_png: str | Path) -> None:
     """Axial and coronal CT slices through the femoral heads, and every radiograph."""
     subject_dir = Path(subject_dir)
     truth = json.loads((subject_dir / "truth" / "truth.json").read_text())
-    ct = sitk.ReadImage(str(subject_dir / "ct.nii.gz"), sitk.sitkFloat32)
+    ct = read_ct(subject_dir / truth.get("ct", "ct.nii.gz"))
     hu = sitk.GetArrayFromImage(ct)
     head = np.array(truth["landmarks_lps_mm"][f"head_center_{truth['target_side']}"])
     _, j, k = ct.TransformPhysicalPointToIndex(head.tolist())
