@@ -13,7 +13,7 @@ SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
 from cohort.manifest import read_cohort  # noqa: E402
-from phantom.ids import subject_ids  # noqa: E402
+from phantom.ids import CT_NAMES, subject_ids  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -48,11 +48,8 @@ def subject_dir(subject):
     return f"results/subjects/{subject}"
 
 
-SYNTHETIC_CT_NAMES = {"nifti": "ct.nii.gz", "dicom": "ct_dicom"}
-
-
 def synthetic_ct(subject="{subject}"):
-    name = SYNTHETIC_CT_NAMES[config["synthetic"].get("ct_format", "nifti")]
+    name = CT_NAMES[config["synthetic"].get("ct_format", "nifti")]
     return f"{SYNTHETIC_DIR}/{subject}/{name}"
 
 

@@ -25,9 +25,9 @@ from phantom.anatomy import (
     pelvis_frame,
 )
 from phantom.density import areal_bmd_g_cm2, femur_name, pf_region, solve_densities
+from phantom.ids import CT_NAMES
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 
-CT_NAMES = {"nifti": "ct.nii.gz", "dicom": "ct_dicom"}
 # DXA measures areal BMD with about 1-2 % precision and a few per cent of accuracy
 # error between subjects (soft-tissue inhomogeneity); modelled as one relative error.
 DXA_RELATIVE_ERROR_SD = 0.03

@@ -1,4 +1,8 @@
-"""Synthetic subject IDs. Kept free of heavy imports: the Snakefile reads it at parse time."""
+"""Synthetic subject IDs and file names. Free of heavy imports: the Snakefile reads it
+at parse time."""
+
+# The CT of a synthetic subject, by the config's synthetic.ct_format.
+CT_NAMES = {"nifti": "ct.nii.gz", "dicom": "ct_dicom"}
 
 
 def subject_ids(n_subjects: int) -> list[str]:
