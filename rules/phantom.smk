@@ -21,7 +21,7 @@ rule synthetic_subject:
     log:
         "logs/synthetic_subject/{subject}.log",
     resources:
-        mem_mb=3000,  # 2.1 GB measured at 1 × 1 × 2 mm
+        mem_mb=3500,  # 2.4 GB measured at 1 × 1 × 2 mm
         runtime=20,
     shell:
         "python -m phantom subject --subject {wildcards.subject} --seed {params.seed}"

@@ -233,7 +233,7 @@ def sdf_in_box(func, grid: Grid, key_points: np.ndarray, margin_mm: float) -> np
     return out
 
 
-def make_grid(voxel_mm, extent_lo=(-190, -130, -140), extent_hi=(190, 176, 130)) -> Grid:
+def make_grid(voxel_mm, extent_lo=(-190, -130, -170), extent_hi=(190, 176, 160)) -> Grid:
     """The CT grid over the hips; ``voxel_mm`` is one size or (x, y, z) sizes in mm."""
     lo, hi = np.asarray(extent_lo, float), np.asarray(extent_hi, float)
     spacing = np.broadcast_to(np.asarray(voxel_mm, dtype=float), (3,)).copy()
