@@ -104,7 +104,7 @@ def compose_hu(
     gas = []
     for _ in range(3):  # bowel gas above the pelvic inlet
         c = [rng.uniform(-60, 60), rng.uniform(-60, 10), rng.uniform(60, 120)]
-        gas.append((c, rng.uniform(8, 22, size=3)))
+        gas.append((c, rng.uniform(6, 15, size=3)))
     for (centre, radii), value in [(bladder, scanner.hu(0)), *[(g, HU_AIR) for g in gas]]:
         d = sdf_in_box(
             lambda pts, c=centre, r=radii: sdf.ellipsoid(pts, c, r),
@@ -115,7 +115,7 @@ def compose_hu(
         hu = _mix(hu, sdf.occupancy(d, 1.0), value)
 
     frames = {"femur_left": femur_frame(p, "L"), "femur_right": femur_frame(p, "R")}
-    for bone, d in anatomy.bones.items():
+    for bone, d in {**anatomy.bones, **anatomy.unlabelled}.items():
         occ, occ_inner = bone_fractions(bone, d, z, frames)
         if not np.any(occ > 1e-3):
             continue

@@ -179,11 +179,58 @@ def hip_bone_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndar
     return sdf.subtract(d, sdf.sphere(points, c, r_in - 0.5))
 
 
+SACRAL_TILT_DEG = 35.0  # the sacrum leans with its top forward
+
+
+def _sacral_axes() -> np.ndarray:
+    t = np.deg2rad(SACRAL_TILT_DEG)
+    return np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+
+
 def sacrum_sdf(points: np.ndarray, p: SubjectParameters) -> np.ndarray:
-    tilt = np.deg2rad(35.0)  # the sacrum leans with its top forward
-    rot = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
-    half = p.head_separation_mm / 2
-    return sdf.ellipsoid(points, SACRUM_CENTRE_MM, (0.33 * half + 22, 22, 58), rot)
+    """A wedge: wide at its base (S1, between the ilia), narrowing to the coccyx below."""
+    half_height = 58.0
+    base_half_width = 0.33 * p.head_separation_mm / 2 + 22
+    q = (points - np.asarray(SACRUM_CENTRE_MM, dtype=np.float32)) @ _sacral_axes()
+    # Width falls from the base (top) to 40 % of it at the apex; scaling x this way keeps
+    # the surface smooth and the signed distance close to true near it.
+    taper = np.clip(0.7 + 0.3 * q[..., 2] / half_height, 0.4, 1.0).astype(np.float32)
+    q = np.stack([q[..., 0] / taper, q[..., 1], q[..., 2]], axis=-1)
+    return sdf.ellipsoid(q, [0.0, 0.0, 0.0], (base_half_width, 22, half_height))
+
+
+def sacral_base(p: SubjectParameters) -> np.ndarray:
+    """Centre of the sacrum's upper end plate (S1), on which L5 sits."""
+    return np.asarray(SACRUM_CENTRE_MM) + _sacral_axes() @ np.array([0.0, 0.0, 58.0])
+
+
+def lumbar_vertebrae(p: SubjectParameters) -> dict[str, dict[str, np.ndarray]]:
+    """L5 and L4: cylindrical bodies on 8 mm discs above the sacrum, each with a neural
+    arch and spinous process behind it."""
+    scale = (p.head_separation_mm / 172.0) ** 0.5
+    out, top = {}, sacral_base(p)
+    for name in ("L5", "L4"):
+        radius, height = 22.0 * scale, 27.0 * scale
+        centre = top + np.array([0.0, 4.0, 8.0 + height / 2])
+        out[name] = {
+            "centre": centre,
+            "radius": radius,
+            "height": height,
+            "spinous_tip": centre + np.array([0.0, 55.0 * scale, -8.0]),
+        }
+        top = centre + np.array([0.0, 0.0, height / 2])
+    return out
+
+
+def vertebra_sdf(points: np.ndarray, v: dict) -> np.ndarray:
+    q = points - np.asarray(v["centre"], dtype=np.float32)
+    body = np.maximum(
+        np.linalg.norm(q[..., :2], axis=-1) - v["radius"], np.abs(q[..., 2]) - v["height"] / 2
+    )
+    arch = sdf.capsule(
+        points, v["centre"] + np.array([0.0, v["radius"], 0.0]), v["spinous_tip"], 7.0
+    )
+    return sdf.smooth_union(body - 1.5, arch, 4.0)
 
 
 @dataclass
@@ -249,6 +296,8 @@ class Anatomy:
     body: np.ndarray
     body_inner: np.ndarray  # the muscle compartment inside the fat layer
     texture: np.ndarray  # zero-mean, unit-SD trabecular modulation
+    # Bones in the CT that carry no label (lumbar vertebrae): rendered, never segmented.
+    unlabelled: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def build_anatomy(p: SubjectParameters, grid: Grid, rng: np.random.Generator) -> Anatomy:
@@ -303,7 +352,13 @@ def build_anatomy(p: SubjectParameters, grid: Grid, rng: np.random.Generator) ->
     # Trabecular texture ~1.2 mm across, whatever the voxel size (sigma per axis z, y, x).
     texture = ndimage.gaussian_filter(noise, sigma=1.2 / grid.spacing_mm[::-1] + 0.6)
     texture /= texture.std() + 1e-12
-    return Anatomy({k: bones[k] for k in BONE_LABELS}, body, body_inner, texture)
+    vertebrae = {
+        name: sdf_in_box(
+            lambda pts, v=v: vertebra_sdf(pts, v), grid, [v["centre"], v["spinous_tip"]], 40.0
+        )
+        for name, v in lumbar_vertebrae(p).items()
+    }
+    return Anatomy({k: bones[k] for k in BONE_LABELS}, body, body_inner, texture, vertebrae)
 
 
 def label_image(anatomy: Anatomy) -> np.ndarray:
