@@ -22,6 +22,9 @@ MUSCLE_MG_CM3 = 40.0
 TRABECULAR_TEXTURE = 0.22  # relative SD of trabecular density about its mean
 EDGE_MM = 0.5  # partial-volume width of tissue boundaries
 PHANTOM_ROD_RADIUS_MM = 8.0
+# The phantom's resin base is not water: it reads below the 0 mg/cm³ rod, so every rod,
+# the 0 rod included, stands out from it.
+PHANTOM_BASE_MG_CM3 = -30.0
 PHANTOM_ROD_X_MM = (-100.0, -50.0, 0.0, 50.0, 100.0)
 
 
@@ -137,7 +140,7 @@ def compose_hu(
         grid.origin_mm[2] + grid.spacing_mm[2] * grid.size_xyz[2] + 10,
     )
     base = _slab(xy, [-140, y0, lo_z], [140, y0 + 24, hi_z])
-    hu = _mix(hu, sdf.occupancy(base, EDGE_MM), scanner.hu(0.0))
+    hu = _mix(hu, sdf.occupancy(base, EDGE_MM), scanner.hu(PHANTOM_BASE_MG_CM3))
     rods = []
     for x, rho in zip(PHANTOM_ROD_X_MM, BMAS200_ROD_DENSITIES_MG_CM3, strict=True):
         centre = np.array([x, y0 + 12.0])
@@ -153,7 +156,11 @@ def compose_hu(
         )
     table = _slab(xy, [-200, y0 + 27, lo_z], [200, y0 + 35, hi_z])
     hu = _mix(hu, sdf.occupancy(table, EDGE_MM), HU_TABLE)
-    return hu.astype(np.float32), {"rods": rods, "base_y_mm": [y0, y0 + 24.0]}
+    return hu.astype(np.float32), {
+        "rods": rods,
+        "base_y_mm": [y0, y0 + 24.0],
+        "base_equivalent_mg_cm3": PHANTOM_BASE_MG_CM3,
+    }
 
 
 def acquire_ct(hu_clean: np.ndarray, grid: Grid, scanner: Scanner, rng: np.random.Generator):
