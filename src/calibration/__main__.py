@@ -1,0 +1,47 @@
+"""``python -m calibration``: calibrate one CT to mg/cm³ hydroxyapatite with its phantom."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from calibration.fit import calibrate_to_ha_density, calibrate_with_rods
+from calibration.rods import find_rods
+from conventions.ct import read_ct, write_volume
+from conventions.errors import InputError
+from conventions.files import write_json
+from conventions.units import BMAS200_ROD_DENSITIES_MG_CM3
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m calibration", description=__doc__)
+    ap.add_argument("--subject", required=True)
+    ap.add_argument("--ct", required=True, help="the imported CT (HU)")
+    ap.add_argument(
+        "--rods",
+        default=",".join(f"{d:g}" for d in BMAS200_ROD_DENSITIES_MG_CM3),
+        help="rod densities in mg/cm³, comma-separated",
+    )
+    ap.add_argument("--out-density", required=True)
+    ap.add_argument("--out-json", required=True)
+    a = ap.parse_args(argv)
+    try:
+        densities = [float(v) for v in a.rods.split(",")]
+        ct = read_ct(a.ct)
+        rods = find_rods(ct, len(densities))
+        if not rods:
+            raise InputError(
+                a.ct, f"no row of {len(densities)} calibration rods found", subject=a.subject
+            )
+        record = {"subject_id": a.subject, **calibrate_with_rods(rods, densities)}
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    density = calibrate_to_ha_density(ct, record["slope_hu_per_mg_cm3"], record["intercept_hu"])
+    write_volume(a.out_density, density)
+    write_json(a.out_json, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
