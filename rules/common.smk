@@ -22,6 +22,8 @@ validate(config, schema="../schemas/config.schema.yaml")
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 SYNTHETIC = not config["cohort"]["subjects"]
+CALIBRATION = {"rod_densities_mg_cm3": [0, 50, 100, 150, 200], "scanners": {},
+               **config.get("calibration", {})}
 SYNTHETIC_DIR = "results/synthetic"
 
 if SYNTHETIC:
@@ -66,6 +68,20 @@ def ct_source(wildcards):
     return COHORT.subject(wildcards.subject)["ct"]
 
 
+def subject_phantom(wildcards):
+    """'present' or 'absent': the synthetic cohort always has its phantom."""
+    return "present" if SYNTHETIC else COHORT.subject(wildcards.subject)["phantom"]
+
+
+def scanner_line_argument(wildcards):
+    """The config's calibration line for the subject's scanner, as a CLI option, if any."""
+    scanner = None if SYNTHETIC else COHORT.subject(wildcards.subject)["ct_scanner"]
+    line = CALIBRATION["scanners"].get(scanner) if scanner else None
+    if line is None:
+        return ""
+    return f"--scanner-line {line['slope_hu_per_mg_cm3']},{line['intercept_hu']}"
+
+
 def radiograph_row(wildcards):
     """The radiograph's manifest row (for the synthetic cohort: its pose label is its ID)."""
     if SYNTHETIC:
@@ -93,6 +109,7 @@ def radiograph_pairs():
 
 def all_products():
     return [
+        *expand("results/subjects/{subject}/ct/calibration.json", subject=SUBJECTS),
         "results/cohort/fingerprint.json",
         "results/cohort/fingerprint.tsv",
     ]

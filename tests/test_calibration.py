@@ -99,6 +99,7 @@ def test_a_ct_without_phantom_is_a_clear_error(tmp_path):
     )
     assert p.returncode == 2
     assert "subject P9" in p.stderr and "no row of 5 calibration rods" in p.stderr
+    assert "cannot calibrate" in p.stderr
     assert not (tmp_path / "d.nii.gz").exists()
 
 

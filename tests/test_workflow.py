@@ -78,6 +78,7 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["synthetic_subject"] == 10  # config.yaml's n_subjects
     assert counts["import_ct"] == 10
     assert counts["import_radiograph"] == 10 * 4  # four poses each
+    assert counts["calibrate"] == 10
     assert counts["cohort_fingerprint"] == 1
 
 
@@ -94,6 +95,13 @@ def test_synthetic_demo_runs_and_caches(workflow):
     truth = read_ct(workflow / "results/synthetic/S001/ct_dicom")  # the tiny config's DICOM
     assert ct.GetOrigin() == pytest.approx(truth.GetOrigin())
     assert np.array_equal(sitk.GetArrayFromImage(ct), sitk.GetArrayFromImage(truth))
+    # Calibrated with the phantom, on the true scanner line.
+    cal = json.loads((workflow / "results/subjects/S001/ct/calibration.json").read_text())
+    scanner = json.loads((workflow / "results/synthetic/S001/truth/truth.json").read_text())[
+        "scanner"
+    ]
+    assert cal["method"] == "phantom"
+    assert cal["slope_hu_per_mg_cm3"] == pytest.approx(scanner["slope_hu_per_mg_cm3"], rel=0.01)
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -140,8 +148,9 @@ def _user_cohort(root: Path) -> Path:
     (data / "B_ap.json").write_text(json.dumps({"sdd_mm": 1000.0, "pixel_spacing_mm": [0.3, 0.3]}))
     write_dicom_radiograph(data / "C_ap.dcm", px)  # no geometry tags, no geometry JSON
     (root / "subjects.tsv").write_text(
-        "subject_id\tct\ttarget_side\tphantom\n"
-        "A\tdata/ct_A\tL\tabsent\nB\tdata/ct_B.nii.gz\tR\tabsent\nC\tdata/ct_C.mha\tL\tabsent\n"
+        "subject_id\tct\ttarget_side\tphantom\tct_scanner\n"
+        "A\tdata/ct_A\tL\tabsent\t\nB\tdata/ct_B.nii.gz\tR\tabsent\tScanner X\n"
+        "C\tdata/ct_C.mha\tL\tabsent\t\n"
     )
     (root / "radiographs.tsv").write_text(
         "subject_id\timage_id\tpath\tpose\tgeometry\n"
@@ -151,6 +160,8 @@ def _user_cohort(root: Path) -> Path:
     cfg = root / "config.yaml"
     cfg.write_text(
         f"cohort:\n  subjects: {root / 'subjects.tsv'}\n  radiographs: {root / 'radiographs.tsv'}\n"
+        "calibration:\n  scanners:\n"
+        "    Scanner X: {slope_hu_per_mg_cm3: 0.9, intercept_hu: -5.0}\n"
     )
     return cfg
 
@@ -169,6 +180,13 @@ def test_user_cohort_bad_radiograph_fails_alone_and_no_identifier_leaks(workflow
     assert not (res / "C" / "radiographs" / "ap" / "radiograph.mha").exists()
     log = (workflow / "logs" / "import_radiograph" / "C" / "ap.log").read_text()
     assert "subject C" in log and "C_ap.dcm" in log and "DistanceSourceToDetector" in log
+    # No phantom: B falls back to its scanner's line from the config, A cannot be
+    # calibrated and says why, naming the subject.
+    cal_b = json.loads((res / "B" / "ct" / "calibration.json").read_text())
+    assert cal_b["method"] == "scanner" and cal_b["slope_hu_per_mg_cm3"] == 0.9
+    assert not (res / "A" / "ct" / "density_mg_cm3.nii.gz").exists()
+    log_a = (workflow / "logs" / "calibrate" / "A.log").read_text()
+    assert "subject A" in log_a and "cannot calibrate" in log_a
     geometry = json.loads((res / "A" / "radiographs" / "ap" / "geometry.json").read_text())
     assert geometry["sdd_mm"] == 1100.0 and geometry["pixel_spacing_mm"] == [0.2, 0.2]
     # Privacy: no DICOM identifier in any product or log.

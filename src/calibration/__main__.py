@@ -22,18 +22,49 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(f"{d:g}" for d in BMAS200_ROD_DENSITIES_MG_CM3),
         help="rod densities in mg/cm³, comma-separated",
     )
+    ap.add_argument(
+        "--phantom",
+        choices=["present", "absent"],
+        default="present",
+        help="whether the manifest says a phantom is in the field of view",
+    )
+    ap.add_argument(
+        "--scanner-line",
+        default=None,
+        metavar="SLOPE,INTERCEPT",
+        help="the scanner's own HU = intercept + slope·ρ line (config), used when "
+        "there is no phantom or it is not found",
+    )
     ap.add_argument("--out-density", required=True)
     ap.add_argument("--out-json", required=True)
     a = ap.parse_args(argv)
     try:
         densities = [float(v) for v in a.rods.split(",")]
         ct = read_ct(a.ct)
-        rods = find_rods(ct, len(densities))
-        if not rods:
-            raise InputError(
-                a.ct, f"no row of {len(densities)} calibration rods found", subject=a.subject
+        rods = find_rods(ct, len(densities)) if a.phantom == "present" else []
+        if rods:
+            record = calibrate_with_rods(rods, densities)
+        else:
+            why = (
+                f"no row of {len(densities)} calibration rods found"
+                if a.phantom == "present"
+                else "the manifest says no phantom"
             )
-        record = {"subject_id": a.subject, **calibrate_with_rods(rods, densities)}
+            if a.scanner_line is None:
+                raise InputError(
+                    a.ct,
+                    f"cannot calibrate: {why}, and the config gives no calibration line "
+                    "for this scanner (calibration.scanners)",
+                    subject=a.subject,
+                )
+            slope, intercept = (float(v) for v in a.scanner_line.split(","))
+            record = {
+                "method": "scanner",
+                "slope_hu_per_mg_cm3": slope,
+                "intercept_hu": intercept,
+                "fallback_reason": why,
+            }
+        record = {"subject_id": a.subject, **record}
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -51,7 +51,10 @@ def find_rods(ct: sitk.Image, n_rods: int) -> list[Rod]:
     hu = sitk.GetArrayViewFromImage(ct)
     sx, sy, _ = ct.GetSpacing()
     median = np.median(hu, axis=0)
-    gradient = ndimage.gaussian_gradient_magnitude(median, sigma=1.0) / min(sx, sy)  # HU/mm
+    # Derivative of Gaussian 0.7 mm wide (at least half a pixel): narrow, so coarse voxels
+    # still leave a flat core inside a rod.
+    sigma_px = max(0.5, 0.7 / min(sx, sy))
+    gradient = ndimage.gaussian_gradient_magnitude(median, sigma=sigma_px) / min(sx, sy)  # HU/mm
     flat = (gradient < MAX_GRADIENT_HU_PER_MM) & (median > -500.0)  # flat, and not air
     regions, _ = ndimage.label(flat)
     candidates = []
