@@ -101,17 +101,3 @@ def ddh_files() -> list[Path]:
     if not files:
         pytest.skip(f"shared real radiographs not found under {DDH_DIR}")
     return files
-
-
-def run_in(cwd: Path):
-    """Helper for CLI tests: run a command list with the repo's src/ importable."""
-    import subprocess
-    import sys
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        return subprocess.run(
-            [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, check=check
-        )
-
-    return run

@@ -17,6 +17,26 @@ from conventions.ct import read_ct
 from phantom.cohort import generate_subject
 
 
+def calibrate_cli(subject: str, ct, out_dir) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "calibration",
+            "--subject",
+            subject,
+            "--ct",
+            str(ct),
+            "--out-density",
+            str(out_dir / "density.nii.gz"),
+            "--out-json",
+            str(out_dir / "c.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def subject(tmp_path_factory):
     out = tmp_path_factory.mktemp("cal") / "S004"
@@ -35,23 +55,7 @@ def test_rods_are_found_where_they_are(subject):
 
 def test_calibration_recovers_the_scanner_line(subject, tmp_path):
     out, truth = subject
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "calibration",
-            "--subject",
-            "S004",
-            "--ct",
-            str(out / "ct.nii.gz"),
-            "--out-density",
-            str(tmp_path / "density.nii.gz"),
-            "--out-json",
-            str(tmp_path / "c.json"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    p = calibrate_cli("S004", out / "ct.nii.gz", tmp_path)
     assert p.returncode == 0, p.stderr
     record = json.loads((tmp_path / "c.json").read_text())
     scanner = truth["scanner"]
@@ -80,27 +84,11 @@ def test_a_ct_without_phantom_is_a_clear_error(tmp_path):
         np.random.default_rng(0).normal(40, 10, (8, 40, 40)).astype(np.float32)
     )
     sitk.WriteImage(img, str(tmp_path / "ct.nii.gz"))
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "calibration",
-            "--subject",
-            "P9",
-            "--ct",
-            str(tmp_path / "ct.nii.gz"),
-            "--out-density",
-            str(tmp_path / "d.nii.gz"),
-            "--out-json",
-            str(tmp_path / "c.json"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    p = calibrate_cli("P9", tmp_path / "ct.nii.gz", tmp_path)
     assert p.returncode == 2
     assert "subject P9" in p.stderr and "no row of 5 calibration rods" in p.stderr
     assert "cannot calibrate" in p.stderr
-    assert not (tmp_path / "d.nii.gz").exists()
+    assert not (tmp_path / "density.nii.gz").exists()
 
 
 def test_line_fit_is_exact_on_a_line():
