@@ -22,15 +22,15 @@ validate(config, schema="../schemas/config.schema.yaml")
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 SYNTHETIC = not config["cohort"]["subjects"]
-CALIBRATION = {"rod_densities_mg_cm3": [0, 50, 100, 150, 200], "scanners": {},
-               **config.get("calibration", {})}
+# validate() filled in every default the schema declares.
+CALIBRATION = config["calibration"]
 SYNTHETIC_DIR = "results/synthetic"
 
 if SYNTHETIC:
     # The synthetic cohort's IDs follow from the config, so the DAG is known before the
     # phantom has generated anything.
     SUBJECTS = subject_ids(config["synthetic"]["n_subjects"])
-    SYNTHETIC_POSES = list(config["synthetic"].get("poses", []))
+    SYNTHETIC_POSES = list(config["synthetic"]["poses"])
     IMAGES = {s: SYNTHETIC_POSES for s in SUBJECTS}
     MANIFEST_SUBJECTS = f"{SYNTHETIC_DIR}/subjects.tsv"
 else:
@@ -51,7 +51,7 @@ def subject_dir(subject):
 
 
 def synthetic_ct(subject="{subject}"):
-    name = CT_NAMES[config["synthetic"].get("ct_format", "nifti")]
+    name = CT_NAMES[config["synthetic"]["ct_format"]]
     return f"{SYNTHETIC_DIR}/{subject}/{name}"
 
 

@@ -13,7 +13,7 @@ rule synthetic_subject:
     params:
         seed=config["synthetic"]["seed"],
         poses=" ".join(SYNTHETIC_POSES),
-        ct_format=config["synthetic"].get("ct_format", "nifti"),
+        ct_format=config["synthetic"]["ct_format"],
         voxel_mm=" ".join(map(str, np.atleast_1d(config["synthetic"]["voxel_mm"]))),
         out_dir=lambda wc: f"{SYNTHETIC_DIR}/{wc.subject}",
     conda:

@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from conventions.errors import InputError
+from conventions.files import atomic_path
 from conventions.geometry import ProjectionGeometry, read_json_object
 
 # Geometry values a radiograph needs, and the DICOM tag each comes from.
@@ -231,8 +232,6 @@ def _dicom_positive(value: Any) -> float | None:
 
 def write_radiograph(path: str | Path, pixels: np.ndarray, geometry: ProjectionGeometry) -> None:
     """Write float32 pixels as MHA with the detector pixel spacing and no other metadata."""
-    from conventions.files import atomic_path
-
     image = sitk.GetImageFromArray(np.asarray(pixels, dtype=np.float32))
     image.SetSpacing((geometry.col_spacing_mm, geometry.row_spacing_mm))
     with atomic_path(path) as tmp:

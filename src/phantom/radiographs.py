@@ -18,10 +18,17 @@ import SimpleITK as sitk
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.labels import BONE_LABELS
 from conventions.pose import R_AP, rigid_matrix, rotation_about
-from drr.simulate import XraySettings, expose, material_volume, project_materials
+from drr.simulate import (
+    XraySettings,
+    expose,
+    material_densities,
+    material_volume,
+    project_materials,
+)
 from drr.volume import Volume
 
 POSE_LABELS = ("standing", "supine", "abduction", "adduction")
@@ -116,14 +123,16 @@ def split_bodies(
         labels, [BONE_LABELS["femur_left"], BONE_LABELS["femur_right"]]
     )
     body_hu = hu.copy()
+    # Material densities are voxel-wise: decompose the CT and muscle once for both femurs.
+    materials = np.stack(material_densities(hu))  # (2, z, y, x)
+    muscle = np.stack(material_densities(np.float32(muscle_hu)))[:, None, None, None]
+    affine = voxel_to_physical_matrix(image)
     femurs = {}
     for side, name in (("L", "femur_left"), ("R", "femur_right")):
         region = ndimage.binary_dilation(labels == BONE_LABELS[name]) & ~others
         body_hu[region] = muscle_hu
-        full = material_volume(image, np.where(region, hu, muscle_hu).astype(np.float32))
-        soft = material_volume(image, np.full_like(hu, muscle_hu, dtype=np.float32))
-        delta = np.where(region[None], full.data - soft.data, np.float32(0))
-        femurs[side] = Volume(delta, full.ct_from_index, full.channels)
+        delta = np.where(region[None], materials - muscle, np.float32(0))
+        femurs[side] = Volume(delta, affine, ("water", "bone"))
     return material_volume(image, body_hu.astype(np.float32)), femurs
 
 
