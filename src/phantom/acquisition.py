@@ -1,9 +1,12 @@
 """Simulated CT acquisition: materials in HU, the calibration phantom, the scanner.
 
-Bone, muscle, water and the phantom's rods lie on the scanner's hydroxyapatite line
-HU = intercept + slope·ρ (ρ in mg/cm³ HA); fat, marrow, gas and the table have fixed
-HU off that line, as in real CT. The true density volume is what an ideal phantom
-calibration returns from the noiseless CT: (HU − intercept) / slope.
+Every tissue (bone, muscle, water, fat, marrow) and the phantom's rods lie on the
+scanner's hydroxyapatite line HU = intercept + slope·ρ (ρ in mg/cm³ HA, or its HA
+equivalent for soft tissue), so the subject's own fat and muscle calibrate the scanner
+as in QCT's internal (phantom-less) calibration. Gas (−1000 HU, the HU scale's
+definition) and the table (not tissue) have fixed HU off that line. The true density
+volume is what an ideal phantom calibration returns from the noiseless CT:
+(HU − intercept) / slope.
 """
 
 from __future__ import annotations
@@ -17,8 +20,18 @@ from conventions.units import BMAS200_ROD_DENSITIES_MG_CM3
 from phantom import sdf
 from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame, sdf_in_box
 
-HU_AIR, HU_FAT, HU_MARROW, HU_TABLE = -1000.0, -100.0, -40.0, -350.0
+HU_AIR, HU_TABLE = -1000.0, -350.0
 MUSCLE_MG_CM3 = 40.0
+# HA-equivalent densities of fat and yellow marrow: what a phantom calibration reads in
+# them. At ~120 kVp adipose tissue reads about −100 HU and the HA line's slope is near
+# 1 HU per mg/cm³ through water, so fat reads about −100 mg/cm³ HA. The value depends on
+# kVp (the marrow-fat error of single-energy QCT: Laval-Jeantet et al., Radiology 1986;
+# Glüer & Genant, JCAT 1989); phantom-less calibration uses adipose tissue as a
+# reference with a site-specific value (Lee et al., Bone 2017). The femoral canal's
+# marrow is mostly, not wholly, fat (red marrow remains in the proximal shaft): between
+# fat and water.
+FAT_MG_CM3 = -100.0
+MARROW_MG_CM3 = -50.0
 TRABECULAR_TEXTURE = 0.22  # relative SD of trabecular density about its mean
 EDGE_MM = 0.5  # partial-volume width of tissue boundaries
 PHANTOM_ROD_RADIUS_MM = 8.0
@@ -101,7 +114,7 @@ def compose_hu(
     z = grid.points((slice(None), slice(0, 1), slice(0, 1)))[..., 2]  # (z, 1, 1)
     xy = grid.points((slice(0, 1), slice(None), slice(None)))  # (1, y, x, 3)
     hu = np.full(grid.shape_zyx, HU_AIR, dtype=np.float32)
-    hu = _mix(hu, sdf.occupancy(anatomy.body, 1.0), HU_FAT)
+    hu = _mix(hu, sdf.occupancy(anatomy.body, 1.0), scanner.hu(FAT_MG_CM3))
     hu = _mix(hu, sdf.occupancy(anatomy.body_inner, 1.0), scanner.hu(MUSCLE_MG_CM3))
     bladder = ([0.0, -38.0, -5.0], np.array([38.0, 28.0, 30.0]))
     gas = []
@@ -123,10 +136,11 @@ def compose_hu(
         if not np.any(occ > 1e-3):
             continue
         trab = trabecular_density(p, bone, z, anatomy.texture, frames)
-        inner_hu = np.where(trab > 1.0, scanner.hu(trab), HU_MARROW)
+        hu_marrow = scanner.hu(MARROW_MG_CM3)
+        inner_hu = np.where(trab > 1.0, scanner.hu(trab), hu_marrow)
         if bone.startswith("femur"):  # marrow fills where trabeculae fade out
             w = np.clip(trab / (p.trabecular_mg_cm3 * 0.5), 0.0, 1.0)
-            inner_hu = w * scanner.hu(trab) + (1 - w) * HU_MARROW
+            inner_hu = w * scanner.hu(trab) + (1 - w) * hu_marrow
         hu = (
             hu * (1 - occ)
             + (occ - occ_inner) * scanner.hu(p.cortical_mg_cm3)
