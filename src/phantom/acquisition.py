@@ -107,8 +107,9 @@ def bone_fractions(bone: str, d: np.ndarray, z_mm: np.ndarray, frames: dict):
 
 def compose_hu(
     p: SubjectParameters, anatomy: Anatomy, grid: Grid, scanner: Scanner, rng: np.random.Generator
-) -> tuple[np.ndarray, dict]:
-    """The noiseless HU volume (z, y, x) and where the phantom's rods lie."""
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The noiseless HU volume (z, y, x), the same without the bones, and where the
+    phantom's rods lie."""
     # Structures along the whole z range (body, phantom, table) are computed on one
     # slice and broadcast; small ones only in a box around them.
     z = grid.points((slice(None), slice(0, 1), slice(0, 1)))[..., 2]  # (z, 1, 1)
@@ -130,6 +131,8 @@ def compose_hu(
         )
         hu = _mix(hu, sdf.occupancy(d, 1.0), value)
 
+    # What each voxel would hold without the bones: the truth's partial-volume reference.
+    soft_tissue = hu.copy()
     frames = {"femur_left": femur_frame(p, "L"), "femur_right": femur_frame(p, "R")}
     for bone, d in {**anatomy.bones, **anatomy.unlabelled}.items():
         occ, occ_inner = bone_fractions(bone, d, z, frames)
@@ -170,11 +173,15 @@ def compose_hu(
         )
     table = _slab(xy, [-200, y0 + 27, lo_z], [200, y0 + 35, hi_z])
     hu = _mix(hu, sdf.occupancy(table, EDGE_MM), HU_TABLE)
-    return hu.astype(np.float32), {
-        "rods": rods,
-        "base_y_mm": [y0, y0 + 24.0],
-        "base_equivalent_mg_cm3": PHANTOM_BASE_MG_CM3,
-    }
+    return (
+        hu.astype(np.float32),
+        soft_tissue.astype(np.float32),
+        {
+            "rods": rods,
+            "base_y_mm": [y0, y0 + 24.0],
+            "base_equivalent_mg_cm3": PHANTOM_BASE_MG_CM3,
+        },
+    )
 
 
 def acquire_ct(hu_clean: np.ndarray, grid: Grid, scanner: Scanner, rng: np.random.Generator):

@@ -21,6 +21,11 @@ FEMALE_FRACTION = 0.8
 TOTAL_HIP_BMD_MODEL = {"F": (1.2218, -0.00719, 0.106), "M": (1.1533, -0.00389, 0.129)}
 
 
+GREATER_TROCHANTER_RADII_MM = (14.0, 17.0, 22.0)
+MIN_MUSCLE_OVER_TROCHANTER_MM = 15.0  # gluteus medius and tensor fasciae latae
+MAX_BODY_SEMI_X_MM = 210.0  # inside the CT's field of view (make_grid: ±215 mm)
+
+
 @dataclass
 class FemurParameters:
     head_radius_mm: float
@@ -73,7 +78,7 @@ def draw_subject(rng: np.random.Generator) -> SubjectParameters:
             neck_radius_mm=float(head_r * rng.normal(0.68, 0.03)),
             shaft_radius_mm=float(rng.normal(13.5, 1.0) * scale),
         )
-    return SubjectParameters(
+    p = SubjectParameters(
         sex=sex,
         age_years=age,
         target_areal_bmd_g_cm2=target,
@@ -83,6 +88,17 @@ def draw_subject(rng: np.random.Generator) -> SubjectParameters:
         fat_thickness_mm=float(np.clip(rng.normal(22 if not male else 16, 6), 6, 45)),
         femur=femur,
     )
+    # The greater trochanter lies under the hip muscles and the fat, never through the
+    # skin: widen a narrow body to keep them over it.
+    trochanter_x = max(
+        abs(femur_frame(p, side)["greater_trochanter"][0]) + GREATER_TROCHANTER_RADII_MM[0]
+        for side in ("L", "R")
+    )
+    under_skin = trochanter_x + MIN_MUSCLE_OVER_TROCHANTER_MM
+    p.fat_thickness_mm = float(min(p.fat_thickness_mm, MAX_BODY_SEMI_X_MM - under_skin))
+    ax, ay = p.body_semi_axes_mm
+    p.body_semi_axes_mm = (float(max(ax, under_skin + p.fat_thickness_mm)), ay)
+    return p
 
 
 def _unit(v) -> np.ndarray:
@@ -121,7 +137,9 @@ def femur_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray
     d = sdf.smooth_union(
         d, sdf.capsule(points, fr["shaft_top"], fr["shaft_bottom"], f.shaft_radius_mm), 10.0
     )
-    d = sdf.smooth_union(d, sdf.ellipsoid(points, fr["greater_trochanter"], (14, 17, 22)), 8.0)
+    d = sdf.smooth_union(
+        d, sdf.ellipsoid(points, fr["greater_trochanter"], GREATER_TROCHANTER_RADII_MM), 8.0
+    )
     return sdf.smooth_union(d, sdf.sphere(points, fr["lesser_trochanter"], 8.5), 5.0)
 
 
@@ -280,7 +298,7 @@ def sdf_in_box(func, grid: Grid, key_points: np.ndarray, margin_mm: float) -> np
     return out
 
 
-def make_grid(voxel_mm, extent_lo=(-190, -130, -170), extent_hi=(190, 176, 160)) -> Grid:
+def make_grid(voxel_mm, extent_lo=(-215, -130, -170), extent_hi=(215, 176, 160)) -> Grid:
     """The CT grid over the hips; ``voxel_mm`` is one size or (x, y, z) sizes in mm."""
     lo, hi = np.asarray(extent_lo, float), np.asarray(extent_hi, float)
     spacing = np.broadcast_to(np.asarray(voxel_mm, dtype=float), (3,)).copy()

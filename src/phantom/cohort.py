@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from anatomy.bmd import spill_shell
 from conventions.ct import write_dicom_series, write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
@@ -24,7 +25,14 @@ from phantom.anatomy import (
     make_grid,
     pelvis_frame,
 )
-from phantom.density import areal_bmd_g_cm2, femur_name, pf_region, solve_densities
+from phantom.density import (
+    dxa_projected_area_cm2,
+    femur_name,
+    neck_roi,
+    pf_region,
+    solve_densities,
+    true_landmarks,
+)
 from phantom.ids import CT_NAMES
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 
@@ -45,18 +53,35 @@ def _image(array: np.ndarray, grid) -> sitk.Image:
     return img
 
 
-def bmd_truth(density: np.ndarray, region: np.ndarray, grid) -> dict[str, float]:
-    """True QCT-BMD and areal BMD of the target proximal-femur region (see
-    :func:`phantom.density.pf_region`): mean density, and the AP line integral of density
-    through the region in g/cm² averaged over the pixels the region projects onto."""
-    projected = region.any(axis=1)
+def bmd_truth(
+    density: np.ndarray,
+    soft_tissue: np.ndarray,
+    region: np.ndarray,
+    labels: np.ndarray,
+    grid,
+    lm,
+) -> dict[str, float]:
+    """True BMC, QCT-BMD and areal BMD of a femur region (:mod:`anatomy.regions`).
+
+    The region's mineral is its voxels' true density plus, in the thin shell around it,
+    the bone's partial-volume excess over the soft tissue there (``soft_tissue``: the
+    density the phantom put there before adding bones): the quantity the pipeline's
+    spill-corrected measurement estimates (:func:`anatomy.bmd.mineral_content`). Areal
+    BMD is that mineral over the area of the region's silhouette in the DXA view (g/cm²).
+    """
+    femur = labels == BONE_LABELS[femur_name(lm.side)]
+    shell, _ = spill_shell(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
+    voxel_cm3 = float(np.prod(grid.spacing_mm)) / 1000.0
+    mass_mg = float(density[region].sum() + (density[shell] - soft_tissue[shell]).sum()) * voxel_cm3
+    area_cm2 = dxa_projected_area_cm2(region, grid, lm)
+    volume_cm3 = float(region.sum()) * voxel_cm3
     return {
-        "qct_bmd_mg_cm3": float(density[region].mean()),
-        "areal_bmd_g_cm2": areal_bmd_g_cm2(density, region, float(grid.spacing_mm[1])),
-        "pf_region_volume_cm3": float(region.sum() * np.prod(grid.spacing_mm) / 1000.0),
-        "pf_region_projected_area_cm2": float(
-            projected.sum() * grid.spacing_mm[0] * grid.spacing_mm[2] / 100.0
-        ),
+        "qct_bmd_mg_cm3": mass_mg / volume_cm3,
+        "areal_bmd_g_cm2": mass_mg / 1000.0 / area_cm2,
+        "bmc_g": mass_mg / 1000.0,
+        "volume_cm3": volume_cm3,
+        "projected_area_cm2": area_cm2,
+        "mask_mean_mg_cm3": float(density[region].mean()),
     }
 
 
@@ -84,12 +109,18 @@ def generate_subject(
     labels = label_image(anatomy)
     frames = {"femur_left": femur_frame(params, "L"), "femur_right": femur_frame(params, "R")}
     density_level = solve_densities(params, anatomy, grid, labels, target_side, frames)
-    hu_clean, phantom_layout = compose_hu(params, anatomy, grid, scanner, rng)
+    hu_clean, hu_soft, phantom_layout = compose_hu(params, anatomy, grid, scanner, rng)
     ct = acquire_ct(hu_clean, grid, scanner, rng)
     density = ((hu_clean - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3).astype(np.float32)
-    region = pf_region(labels, grid, frames, target_side)
-    bmd = bmd_truth(density, region, grid)
-    dxa = bmd["areal_bmd_g_cm2"] * (1.0 + rng.normal(0.0, DXA_RELATIVE_ERROR_SD))
+    soft = (hu_soft - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3
+    del hu_soft
+    true_lm = {side: true_landmarks(params, side) for side in ("L", "R")}
+    region = pf_region(labels, grid, true_lm[target_side])
+    lm = true_lm[target_side]
+    pf = bmd_truth(density, soft, region, labels, grid, lm)
+    neck = bmd_truth(density, soft, neck_roi(labels, grid, lm), labels, grid, lm)
+    del soft
+    dxa = pf["areal_bmd_g_cm2"] * (1.0 + rng.normal(0.0, DXA_RELATIVE_ERROR_SD))
 
     if ct_format == "dicom":
         write_dicom_series(
@@ -105,11 +136,7 @@ def generate_subject(
     write_volume(out / "truth" / "density_mg_cm3.nii.gz", _image(density, grid))
     write_volume(out / "truth" / "labels.nii.gz", _image(labels, grid))
     write_volume(out / "truth" / "pf_region.nii.gz", _image(region.astype(np.uint8), grid))
-    landmarks = {
-        f"{key}_{side}": frames[femur_name(side)][key].tolist()
-        for side in ("L", "R")
-        for key in ("head_center", "neck_base", "greater_trochanter", "lesser_trochanter")
-    }
+    landmarks = {k: v.tolist() for side in ("L", "R") for k, v in true_lm[side].points().items()}
     for side in ("L", "R"):
         pelvis = pelvis_frame(params, side)
         landmarks[f"asis_{side}"] = pelvis["asis"].tolist()
@@ -125,12 +152,16 @@ def generate_subject(
         "target_side": target_side,
         "ct": CT_NAMES[ct_format],
         "dxa_bmd_g_cm2": float(dxa),
-        **bmd,
+        "qct_bmd_mg_cm3": pf["qct_bmd_mg_cm3"],
+        "areal_bmd_g_cm2": pf["areal_bmd_g_cm2"],
+        "pf_region": pf,
+        "neck_roi": neck,
         "density_level_z": density_level,
         "parameters": params.to_dict(),
         "scanner": scanner.to_dict(),
         "calibration_phantom": phantom_layout,
         "landmarks_lps_mm": landmarks,
+        "femurs": {side: true_lm[side].to_dict() for side in ("L", "R")},
         "labels": BONE_LABELS,
         "voxel_mm": grid.spacing_mm.tolist(),
     }

@@ -1,0 +1,166 @@
+"""``python -m anatomy``: femoral landmarks, and the PF region's CT-derived BMD.
+
+``landmarks``  both femurs' landmarks from the bone labels (overridden by an expert's
+               3D Slicer file where given) → ``landmarks.json`` (LPS mm). The target
+               side must succeed; the other side's failure is recorded as a warning.
+``ct-bmd``     the target femur's PF region and neck ROI, their spill-corrected BMC,
+               QCT-BMD and areal BMD in the DXA view → ``ct_bmd.json``, the region mask
+               and the PF areal-density image in the DXA view (g/cm²).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import SimpleITK as sitk
+
+from anatomy.bmd import areal_bmd, mineral_content
+from anatomy.landmarks import FemurLandmarks, boundary_points, femur_landmarks, with_expert_points
+from anatomy.regions import distal_border_point, neck_roi_mask, pf_region_mask
+from conventions.ct import read_ct, write_volume
+from conventions.errors import InputError
+from conventions.files import write_json
+from conventions.geometry import read_json_object
+from conventions.labels import femur_label
+from conventions.landmarks import read_slicer_landmarks
+
+SIDES = ("L", "R")
+
+
+def _labels(path: str, subject: str) -> tuple[sitk.Image, np.ndarray]:
+    image = read_ct(path)
+    return image, sitk.GetArrayFromImage(image).astype(np.uint8)
+
+
+def landmarks_command(a) -> int:
+    image, labels = _labels(a.labels, a.subject)
+    expert = read_slicer_landmarks(a.slicer) if a.slicer else {}
+    femurs, warnings, used = {}, [], {}
+    for side in SIDES:
+        try:
+            lm = femur_landmarks(labels, image, side, a.subject, a.labels)
+            if expert:
+                surface = boundary_points(labels == femur_label(side), image)
+                lm, used[side] = with_expert_points(lm, expert, surface, a.slicer, a.subject)
+        except InputError as e:
+            if side == a.target_side:
+                raise
+            warnings.append(f"side {side}: {e.problem}")
+            continue
+        femurs[side] = lm
+    points = {k: v.tolist() for lm in femurs.values() for k, v in lm.points().items()}
+    write_json(
+        a.out,
+        {
+            "subject_id": a.subject,
+            "coordinate_system": "LPS",
+            "unit": "mm",
+            "source": "computed from the femur labels"
+            + (" and an expert's landmark file" if expert else ""),
+            "expert_points": used,
+            "landmarks": points,
+            "femurs": {side: lm.to_dict() for side, lm in femurs.items()},
+            "warnings": warnings,
+        },
+    )
+    return 0
+
+
+def read_femur_landmarks(path: str, side: str, subject: str) -> FemurLandmarks:
+    doc = read_json_object(path)
+    try:
+        return FemurLandmarks.from_dict(doc["femurs"][side])
+    except (KeyError, TypeError) as e:
+        raise InputError(path, f"no landmarks of the {side} femur ({e})", subject) from None
+
+
+def ct_bmd_command(a) -> int:
+    image, labels = _labels(a.labels, a.subject)
+    density_image = read_ct(a.density)
+    if (
+        density_image.GetSize() != image.GetSize()
+        or not np.allclose(density_image.GetSpacing(), image.GetSpacing())
+        or not np.allclose(density_image.GetOrigin(), image.GetOrigin(), atol=1e-3)
+    ):
+        raise InputError(a.labels, "the labels are not on the density volume's grid", a.subject)
+    density = sitk.GetArrayFromImage(density_image).astype(np.float32)
+    lm = read_femur_landmarks(a.landmarks, a.side, a.subject)
+    femur = labels == femur_label(a.side)
+    spacing_zyx = np.array(image.GetSpacing())[::-1]
+    record = {"subject_id": a.subject, "side": a.side}
+    outputs = {}
+    for name, make in (("pf_region", pf_region_mask), ("neck_roi", neck_roi_mask)):
+        region = make(labels, image, lm)
+        if region.sum() < 10:
+            raise InputError(a.landmarks, f"the {name} is empty: check the landmarks", a.subject)
+        m = mineral_content(density, region, labels > 0, femur & ~region, spacing_zyx)
+        view = areal_bmd(image, region, m.pop("mineral"), lm)
+        record[name] = {
+            "qct_bmd_mg_cm3": m["qct_bmd_mg_cm3"],
+            "areal_bmd_g_cm2": view["areal_bmd_g_cm2"],
+            "bmc_g": m["bmc_g"],
+            "volume_cm3": m["volume_cm3"],
+            "projected_area_cm2": view["projected_area_cm2"],
+            "mask_mean_mg_cm3": m["mask_mean_mg_cm3"],
+            "background_mg_cm3": m["background_mg_cm3"],
+        }
+        outputs[name] = (region, view)
+    record["qct_bmd_mg_cm3"] = record["pf_region"]["qct_bmd_mg_cm3"]
+    record["areal_bmd_g_cm2"] = record["pf_region"]["areal_bmd_g_cm2"]
+    record["distal_border_point"] = distal_border_point(lm).tolist()
+    region, view = outputs["pf_region"]
+    record["dxa_view"] = {
+        "geometry": view["geometry"].to_dict(),
+        "camera_from_ct": view["camera_from_ct"].tolist(),
+    }
+    mask = sitk.GetImageFromArray(region.astype(np.uint8))
+    mask.CopyInformation(image)
+    write_volume(a.out_region, mask)
+    drr = sitk.GetImageFromArray(view["areal_density_g_cm2"].astype(np.float32))
+    spacing = (
+        view["geometry"].col_spacing_mm
+        * view["geometry"].source_to_patient_mm
+        / view["geometry"].sdd_mm
+    )
+    drr.SetSpacing((spacing, spacing))
+    write_volume(a.out_drr, drr)
+    write_json(a.out_json, record)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m anatomy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("landmarks", help="femoral landmarks from the bone labels")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--labels", required=True, help="bone labels on the CT grid")
+    p.add_argument("--target-side", choices=SIDES, required=True)
+    p.add_argument("--slicer", default=None, help="an expert's 3D Slicer landmark file")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=landmarks_command)
+    p = sub.add_parser("ct-bmd", help="PF region, QCT-BMD and areal BMD of the target femur")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--density", required=True, help="calibrated density (mg/cm³)")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--landmarks", required=True)
+    p.add_argument("--side", choices=SIDES, required=True)
+    p.add_argument("--out-json", required=True)
+    p.add_argument("--out-region", required=True, help="PF region mask on the CT grid")
+    p.add_argument("--out-drr", required=True, help="PF areal density in the DXA view (g/cm²)")
+    p.set_defaults(run=ct_bmd_command)
+    a = ap.parse_args(argv)
+    try:
+        return a.run(a)
+    except InputError as e:
+        print(f"error: {e if e.subject else e.for_subject(a.subject)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

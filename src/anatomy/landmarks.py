@@ -1,0 +1,330 @@
+"""Femoral landmarks from a femur label: head centre, neck axis, head-neck junction,
+shaft axis, lesser and greater trochanter (LPS mm).
+
+- Head: a least-squares sphere fitted to the femur's surface around its thickest point
+  (the head is the thickest part of the proximal femur), leaving out the cone where the
+  neck leaves it; the surface points are the centres of the faces between femur and
+  non-femur voxels, so anisotropic voxels bias nothing.
+- Neck axis: through the head centre and the centroid of the neck's narrowest cross-
+  section, the clinical definition; the head-neck junction lies where a neck of that
+  radius meets the head sphere.
+- Shaft axis: a line through the centroids of the femur's axial sections more than
+  ``SHAFT_BELOW_HEAD_MM`` below the head centre (below the trochanters).
+- Lesser trochanter: going up the shaft, the first prominent peak of how far the femur
+  reaches posteromedially from the shaft axis (the bump the iliopsoas pulls on).
+- Greater trochanter: the most superior femur point lateral to the shaft.
+
+A femur cut by the field of view (head or shaft missing) raises :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage, signal
+
+from conventions.ct import voxel_to_physical_matrix
+from conventions.errors import InputError
+from conventions.labels import femur_label
+
+SIDE_SIGN = {"L": 1.0, "R": -1.0}  # +x is the patient's left in LPS
+SHAFT_BELOW_HEAD_MM = 85.0  # below the lesser trochanter in adults (~50-75 mm)
+MIN_SHAFT_LENGTH_MM = 15.0
+HEAD_SEARCH_RADIUS_FACTOR = 1.3
+NECK_EXCLUSION_DEG = 60.0  # the neck leaves the head within ~45° of its axis
+LT_MIN_PROMINENCE_MM = 2.0
+
+
+@dataclass
+class FemurLandmarks:
+    side: str
+    head_center: np.ndarray
+    head_radius_mm: float
+    head_fit_rms_mm: float
+    neck_axis: np.ndarray  # unit, from the neck toward the head
+    neck_radius_mm: float  # of the narrowest cross-section
+    head_neck_junction: np.ndarray  # centre of the junction circle, on the neck axis
+    head_neck_junction_superior: np.ndarray
+    head_neck_junction_inferior: np.ndarray
+    shaft_point: np.ndarray  # a point on the shaft axis
+    shaft_axis: np.ndarray  # unit, toward proximal (superior)
+    lesser_trochanter: np.ndarray
+    greater_trochanter: np.ndarray
+
+    def points(self) -> dict[str, np.ndarray]:
+        """The landmark points, named ``<name>_<side>`` as in the landmarks files."""
+        names = (
+            "head_center",
+            "head_neck_junction",
+            "head_neck_junction_superior",
+            "head_neck_junction_inferior",
+            "lesser_trochanter",
+            "greater_trochanter",
+            "shaft_point",
+        )
+        return {f"{n}_{self.side}": np.asarray(getattr(self, n), float) for n in names}
+
+    def to_dict(self) -> dict:
+        out = {}
+        for k, v in self.__dict__.items():
+            out[k] = v.tolist() if isinstance(v, np.ndarray) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FemurLandmarks:
+        kw = {}
+        for k, v in d.items():
+            kw[k] = np.asarray(v, float) if isinstance(v, list) else v
+        return cls(**kw)
+
+    def shaft_level(self, point: np.ndarray) -> float:
+        """Signed distance (mm) of ``point`` along the shaft axis from ``shaft_point``."""
+        return float((np.asarray(point) - self.shaft_point) @ self.shaft_axis)
+
+
+EXPERT_POINT_NAMES = (
+    "head_center",
+    "head_neck_junction",
+    "lesser_trochanter",
+    "greater_trochanter",
+    "shaft_proximal",
+    "shaft_distal",
+)
+MAX_EXPERT_DISTANCE_MM = 15.0  # from the femur's surface: further is a wrong file
+
+
+def with_expert_points(
+    lm: FemurLandmarks, points: dict[str, np.ndarray], femur_surface: np.ndarray, path, subject
+) -> tuple[FemurLandmarks, list[str]]:
+    """``lm`` with the points an expert placed (``<name>_<side>`` of
+    :data:`EXPERT_POINT_NAMES`, LPS mm) put in, and the axes they imply recomputed.
+    Returns the landmarks and the names used. A point far from this femur is an error:
+    the usual cause is a file in RAS marked as LPS, or another patient's file."""
+    side = lm.side
+    given = {
+        n: np.asarray(points[f"{n}_{side}"], float)
+        for n in EXPERT_POINT_NAMES
+        if f"{n}_{side}" in points
+    }
+    for n, p in given.items():
+        d = float(np.min(np.linalg.norm(femur_surface - p, axis=1)))
+        if d > MAX_EXPERT_DISTANCE_MM:
+            flipped = p * np.array([-1.0, -1.0, 1.0])
+            hint = ""
+            if np.min(np.linalg.norm(femur_surface - flipped, axis=1)) <= MAX_EXPERT_DISTANCE_MM:
+                hint = " (it would fit in the other of RAS/LPS: check the file's coordinate system)"
+            raise InputError(
+                path,
+                f"landmark {n}_{side} lies {d:.0f} mm from the "
+                f"{'left' if side == 'L' else 'right'} femur{hint}",
+                subject,
+            )
+    out = FemurLandmarks(**lm.__dict__)
+    if "head_center" in given:
+        out.head_center = given["head_center"]
+    if "head_neck_junction" in given:
+        out.head_neck_junction = given["head_neck_junction"]
+    if "head_center" in given or "head_neck_junction" in given:
+        out.neck_axis = _unit(out.head_center - out.head_neck_junction)
+    for n in ("lesser_trochanter", "greater_trochanter"):
+        if n in given:
+            setattr(out, n, given[n])
+    if "shaft_proximal" in given and "shaft_distal" in given:
+        out.shaft_point = given["shaft_distal"]
+        out.shaft_axis = _unit(given["shaft_proximal"] - given["shaft_distal"])
+    return out, sorted(given)
+
+
+def boundary_points(mask: np.ndarray, image: sitk.Image) -> np.ndarray:
+    """LPS centres of the faces between mask and non-mask voxels, (N, 3)."""
+    m = voxel_to_physical_matrix(image)
+    out = []
+    for axis in range(3):  # array axes (z, y, x)
+        change = np.diff(mask.astype(np.int8), axis=axis) != 0
+        idx = np.argwhere(change).astype(np.float64)
+        idx[:, axis] += 0.5
+        out.append(idx[:, ::-1])  # → (x, y, z) index order
+    ijk = np.concatenate(out)
+    return ijk @ m[:3, :3].T + m[:3, 3]
+
+
+def voxel_points(mask: np.ndarray, image: sitk.Image) -> np.ndarray:
+    m = voxel_to_physical_matrix(image)
+    return np.argwhere(mask)[:, ::-1].astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+
+
+def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Least-squares sphere (centre, radius, rms distance residual) through ``points``:
+    the algebraic fit |p|² = 2 c·p + (r² − |c|²), linear in its unknowns."""
+    p = np.asarray(points, float)
+    a = np.column_stack([2 * p, np.ones(len(p))])
+    b = (p**2).sum(axis=1)
+    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+    c = sol[:3]
+    r = float(np.sqrt(sol[3] + c @ c))
+    rms = float(np.sqrt(np.mean((np.linalg.norm(p - c, axis=1) - r) ** 2)))
+    return c, r, rms
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def _cross_section(points: np.ndarray, origin, direction, t, half_width, max_radius):
+    """Femur voxels in the slab |(p − origin)·d − t| ≤ half_width within ``max_radius``
+    of the axis: (count, centroid)."""
+    rel = points - origin
+    along = rel @ direction
+    radial = np.linalg.norm(rel - np.outer(along, direction), axis=1)
+    sel = (np.abs(along - t) <= half_width) & (radial <= max_radius)
+    if not sel.any():
+        return 0, None
+    return int(sel.sum()), points[sel].mean(axis=0)
+
+
+def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=None, path=None):
+    """Landmarks of the femur on ``side`` of a label image (array (z, y, x) on ``image``'s
+    grid). ``subject`` and ``path`` name the input in errors."""
+    s = SIDE_SIGN[side]
+    femur = labels == femur_label(side)
+    name = f"{'left' if side == 'L' else 'right'} femur"
+    if femur.sum() < 100:
+        raise InputError(path, f"no {name} in the label image", subject)
+    spacing = np.array(image.GetSpacing())  # (x, y, z)
+    voxel_volume = float(np.prod(spacing))
+    m = voxel_to_physical_matrix(image)
+    if not np.allclose(m[:3, :3] / spacing, np.eye(3), atol=1e-3):
+        raise InputError(path, "landmarks need an axial CT grid (identity direction)", subject)
+
+    # --- head: thickest point, then a sphere fit to the surface around it -----------
+    depth = ndimage.distance_transform_edt(femur, sampling=spacing[::-1])
+    zs = np.nonzero(femur.any(axis=(1, 2)))[0]
+    upper = np.zeros_like(femur)
+    upper[(zs[0] + zs[-1]) // 2 :] = True  # the head is in the femur's upper half
+    k = np.unravel_index(np.argmax(np.where(upper, depth, 0)), femur.shape)
+    c0 = (np.array(k[::-1], float) @ m[:3, :3].T) + m[:3, 3]
+    r0 = float(depth[k])
+    if femur[-1].any() and femur[-1].sum() * spacing[0] * spacing[1] > 0.2 * np.pi * r0**2:
+        raise InputError(
+            path,
+            f"the field of view cuts the {name}'s head (the femur reaches the top slice); "
+            "the CT must cover the whole femoral head",
+            subject,
+        )
+    voxels = voxel_points(femur, image)
+    surface = boundary_points(femur, image)
+    centre, radius = c0, r0 * 1.1
+    neck_dir = None
+    for _ in range(4):
+        dist = np.linalg.norm(voxels - centre, axis=1)
+        shell = voxels[(dist > 1.15 * radius) & (dist < 2.0 * radius)]
+        if len(shell) == 0:
+            raise InputError(path, f"the {name} has no neck beside its head", subject)
+        neck_dir = _unit(shell.mean(axis=0) - centre)  # from the head toward the neck
+        rel = surface - centre
+        d = np.linalg.norm(rel, axis=1)
+        cos = (rel @ neck_dir) / np.maximum(d, 1e-9)
+        sel = (d < HEAD_SEARCH_RADIUS_FACTOR * radius) & (
+            cos < np.cos(np.deg2rad(NECK_EXCLUSION_DEG))
+        )
+        sel &= np.abs(d - radius) < max(3.0, 0.25 * radius)
+        if sel.sum() < 30:
+            raise InputError(path, f"too little of the {name}'s head surface to fit", subject)
+        centre, radius, rms = fit_sphere(surface[sel])
+
+    # --- neck: narrowest cross-section perpendicular to the axis --------------------
+    half = 0.5 * float(spacing.max())
+    for _ in range(2):
+        ts = np.arange(0.5 * radius, radius + 30.0, 1.0)
+        sections = [_cross_section(voxels, centre, neck_dir, t, half, 1.1 * radius) for t in ts]
+        counts = np.array([n for n, _ in sections], float)
+        valid = counts > 0
+        if not valid.any():
+            raise InputError(path, f"the {name}'s neck was not found", subject)
+        i = int(np.argmin(np.where(valid, counts, np.inf)))
+        neck_dir = _unit(sections[i][1] - centre)
+    area = counts[i] * voxel_volume / (2 * half)
+    neck_radius = float(np.sqrt(area / np.pi))
+    neck_axis = -neck_dir  # toward the head
+    t_junction = float(np.sqrt(max(radius**2 - neck_radius**2, 0.0)))
+    junction = centre - t_junction * neck_axis
+    up = np.array([0.0, 0.0, 1.0])
+    e_sup = _unit(up - (up @ neck_axis) * neck_axis)
+
+    # --- shaft axis: centroids of the axial sections well below the head ------------
+    z_world = m[2, 2] * np.arange(femur.shape[0]) + m[2, 3]
+    shaft_slices = np.nonzero((z_world < centre[2] - SHAFT_BELOW_HEAD_MM) & femur.any(axis=(1, 2)))[
+        0
+    ]
+    if len(shaft_slices) * spacing[2] < MIN_SHAFT_LENGTH_MM:
+        raise InputError(
+            path,
+            f"the field of view ends {centre[2] - z_world[zs[0]]:.0f} mm below the {name}'s "
+            f"head centre; the shaft axis and the proximal-femur region need the femur down "
+            f"to at least {SHAFT_BELOW_HEAD_MM + MIN_SHAFT_LENGTH_MM:.0f} mm below it",
+            subject,
+        )
+    cents = []
+    for kz in shaft_slices:
+        comps, n = ndimage.label(femur[kz])
+        if n > 1:  # keep the shaft's section, not a stray island
+            sizes = ndimage.sum(np.ones_like(comps), comps, range(1, n + 1))
+            sl = comps == 1 + int(np.argmax(sizes))
+        else:
+            sl = comps == 1
+        yx = np.argwhere(sl).mean(axis=0)
+        cents.append(np.array([yx[1], yx[0], kz], float) @ m[:3, :3].T + m[:3, 3])
+    cents = np.array(cents)
+    shaft_point = cents.mean(axis=0)
+    _, _, vt = np.linalg.svd(cents - shaft_point)
+    shaft_axis = vt[0] if vt[0][2] > 0 else -vt[0]
+
+    # --- lesser trochanter: first posteromedial peak above the shaft ----------------
+    posteromedial = _unit([-s, 1.0, 0.0])
+    levels, reach, tips = [], [], []
+    neck_low = junction[2] - radius  # below the neck's lowest reach of the head
+    for kz in np.nonzero(femur.any(axis=(1, 2)))[0]:
+        z = z_world[kz]
+        if not (centre[2] - SHAFT_BELOW_HEAD_MM - 20 <= z <= neck_low):
+            continue
+        pts = np.argwhere(femur[kz])[:, ::-1].astype(float)
+        pts = np.column_stack([pts, np.full(len(pts), kz)]) @ m[:3, :3].T + m[:3, 3]
+        axis_pt = shaft_point + shaft_axis * ((z - shaft_point[2]) / shaft_axis[2])
+        proj = (pts - axis_pt) @ posteromedial
+        j = int(np.argmax(proj))
+        levels.append(z)
+        reach.append(proj[j])
+        tips.append(pts[j])
+    if len(reach) < 5:
+        raise InputError(
+            path, f"the {name}'s lesser trochanter is out of the field of view", subject
+        )
+    reach = np.array(reach)
+    peaks, _ = signal.find_peaks(reach, prominence=LT_MIN_PROMINENCE_MM)
+    if len(peaks) == 0:
+        raise InputError(path, f"the {name}'s lesser trochanter was not found", subject)
+    lesser = tips[int(peaks[0])]  # the first peak going up from the shaft
+
+    # --- greater trochanter: the highest point lateral to the shaft -----------------
+    lateral = (voxels - shaft_point) @ np.array([s, 0.0, 0.0])
+    top_lateral = voxels[lateral > 0.0]
+    greater = top_lateral[int(np.argmax(top_lateral[:, 2]))]
+
+    return FemurLandmarks(
+        side=side,
+        head_center=centre,
+        head_radius_mm=float(radius),
+        head_fit_rms_mm=float(rms),
+        neck_axis=neck_axis,
+        neck_radius_mm=neck_radius,
+        head_neck_junction=junction,
+        head_neck_junction_superior=junction + neck_radius * e_sup,
+        head_neck_junction_inferior=junction - neck_radius * e_sup,
+        shaft_point=shaft_point,
+        shaft_axis=shaft_axis,
+        lesser_trochanter=np.asarray(lesser, float),
+        greater_trochanter=np.asarray(greater, float),
+    )
