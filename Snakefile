@@ -17,6 +17,8 @@ include: "rules/common.smk"
 include: "rules/phantom.smk"
 include: "rules/cohort.smk"
 include: "rules/calibration.smk"
+include: "rules/segmentation.smk"
+include: "rules/anatomy.smk"
 
 
 rule all:

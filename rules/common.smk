@@ -1,5 +1,6 @@
 # Configuration, the cohort manifest and input functions shared by all rules.
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ sys.path.insert(0, str(SRC))
 
 from cohort.manifest import read_cohort  # noqa: E402
 from phantom.ids import CT_NAMES, subject_ids  # noqa: E402
+from phantom.ids import target_side as synthetic_target_side  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -24,6 +26,7 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTH
 SYNTHETIC = not config["cohort"]["subjects"]
 # validate() filled in every default the schema declares.
 CALIBRATION = config["calibration"]
+SEGMENTATION = config["segmentation"]
 SYNTHETIC_DIR = "results/synthetic"
 
 if SYNTHETIC:
@@ -82,6 +85,54 @@ def scanner_line_argument(wildcards):
     return f"--scanner-line {line['slope_hu_per_mg_cm3']},{line['intercept_hu']}"
 
 
+def subject_row(wildcards):
+    """The subject's manifest row; the synthetic cohort's has no optional columns."""
+    return {} if SYNTHETIC else COHORT.subject(wildcards.subject)
+
+
+def target_side(wildcards):
+    """'L' or 'R': the side whose proximal femur the subject's DXA measured."""
+    if SYNTHETIC:
+        return synthetic_target_side(config["synthetic"]["seed"], wildcards.subject)
+    return COHORT.subject(wildcards.subject)["target_side"]
+
+
+def segmentation_inputs(wildcards):
+    inputs = {
+        "ct": f"results/subjects/{wildcards.subject}/ct/ct_hu.nii.gz",
+        "density": f"results/subjects/{wildcards.subject}/ct/density_mg_cm3.nii.gz",
+    }
+    if subject_row(wildcards).get("bone_masks"):
+        inputs["masks"] = subject_row(wildcards)["bone_masks"]
+    return inputs
+
+
+def masks_argument(wildcards, input):
+    """The manifest's label image and the config's label map, as CLI options."""
+    if "masks" not in input.keys():
+        return ""
+    label_map = SEGMENTATION["label_map"]
+    if isinstance(label_map, dict):
+        label_map = json.dumps(label_map)
+    return f"--masks {shlex.quote(input.masks)} --label-map {shlex.quote(label_map)}"
+
+
+def segmentation_method(wildcards):
+    """The user's masks when the manifest gives them, else the configured method."""
+    return "masks" if subject_row(wildcards).get("bone_masks") else SEGMENTATION["method"]
+
+
+def landmarks_inputs(wildcards):
+    inputs = {"labels": f"results/subjects/{wildcards.subject}/ct/labels.nii.gz"}
+    if subject_row(wildcards).get("landmarks"):
+        inputs["slicer"] = subject_row(wildcards)["landmarks"]
+    return inputs
+
+
+def slicer_argument(wildcards, input):
+    return f"--slicer {shlex.quote(input.slicer)}" if "slicer" in input.keys() else ""
+
+
 def radiograph_row(wildcards):
     """The radiograph's manifest row (for the synthetic cohort: its pose label is its ID)."""
     if SYNTHETIC:
@@ -109,7 +160,8 @@ def radiograph_pairs():
 
 def all_products():
     return [
-        *expand("results/subjects/{subject}/ct/calibration.json", subject=SUBJECTS),
+        *expand("results/subjects/{subject}/ct/ct_bmd.json", subject=SUBJECTS),
+        *expand("results/subjects/{subject}/qc/ct.png", subject=SUBJECTS),
         "results/cohort/fingerprint.json",
         "results/cohort/fingerprint.tsv",
     ]

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from anatomy.bmd import areal_bmd, mineral_content
-from anatomy.landmarks import FemurLandmarks, boundary_points, femur_landmarks, with_expert_points
+from anatomy.landmarks import FemurLandmarks, femur_landmarks, voxel_points, with_expert_points
 from anatomy.regions import distal_border_point, neck_roi_mask, pf_region_mask
 from conventions.ct import read_ct, write_volume
 from conventions.errors import InputError
@@ -42,8 +42,8 @@ def landmarks_command(a) -> int:
         try:
             lm = femur_landmarks(labels, image, side, a.subject, a.labels)
             if expert:
-                surface = boundary_points(labels == femur_label(side), image)
-                lm, used[side] = with_expert_points(lm, expert, surface, a.slicer, a.subject)
+                femur = voxel_points(labels == femur_label(side), image)
+                lm, used[side] = with_expert_points(lm, expert, femur, a.slicer, a.subject)
         except InputError as e:
             if side == a.target_side:
                 raise

@@ -92,11 +92,11 @@ EXPERT_POINT_NAMES = (
     "shaft_proximal",
     "shaft_distal",
 )
-MAX_EXPERT_DISTANCE_MM = 15.0  # from the femur's surface: further is a wrong file
+MAX_EXPERT_DISTANCE_MM = 15.0  # from the femur: further is a wrong file
 
 
 def with_expert_points(
-    lm: FemurLandmarks, points: dict[str, np.ndarray], femur_surface: np.ndarray, path, subject
+    lm: FemurLandmarks, points: dict[str, np.ndarray], femur_points: np.ndarray, path, subject
 ) -> tuple[FemurLandmarks, list[str]]:
     """``lm`` with the points an expert placed (``<name>_<side>`` of
     :data:`EXPERT_POINT_NAMES`, LPS mm) put in, and the axes they imply recomputed.
@@ -109,11 +109,11 @@ def with_expert_points(
         if f"{n}_{side}" in points
     }
     for n, p in given.items():
-        d = float(np.min(np.linalg.norm(femur_surface - p, axis=1)))
+        d = float(np.min(np.linalg.norm(femur_points - p, axis=1)))
         if d > MAX_EXPERT_DISTANCE_MM:
             flipped = p * np.array([-1.0, -1.0, 1.0])
             hint = ""
-            if np.min(np.linalg.norm(femur_surface - flipped, axis=1)) <= MAX_EXPERT_DISTANCE_MM:
+            if np.min(np.linalg.norm(femur_points - flipped, axis=1)) <= MAX_EXPERT_DISTANCE_MM:
                 hint = " (it would fit in the other of RAS/LPS: check the file's coordinate system)"
             raise InputError(
                 path,
@@ -306,7 +306,13 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
     peaks, _ = signal.find_peaks(reach, prominence=LT_MIN_PROMINENCE_MM)
     if len(peaks) == 0:
         raise InputError(path, f"the {name}'s lesser trochanter was not found", subject)
-    lesser = tips[int(peaks[0])]  # the first peak going up from the shaft
+    i = int(peaks[0])  # the first peak going up from the shaft
+    lesser = np.array(tips[i], float)
+    if 0 < i < len(reach) - 1:  # the peak's level between slices, by a parabola
+        curvature = reach[i - 1] - 2 * reach[i] + reach[i + 1]
+        if curvature < 0:
+            offset = 0.5 * (reach[i - 1] - reach[i + 1]) / curvature
+            lesser[2] += float(np.clip(offset, -0.5, 0.5)) * (levels[i + 1] - levels[i])
 
     # --- greater trochanter: the highest point lateral to the shaft -----------------
     lateral = (voxels - shaft_point) @ np.array([s, 0.0, 0.0])

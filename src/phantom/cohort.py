@@ -34,6 +34,7 @@ from phantom.density import (
     true_landmarks,
 )
 from phantom.ids import CT_NAMES
+from phantom.ids import target_side as synthetic_target_side
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 
 # DXA measures areal BMD with about 1-2 % precision and a few per cent of accuracy
@@ -103,7 +104,7 @@ def generate_subject(
     rng = subject_rng(seed, subject_id)
     params = draw_subject(rng)
     scanner = draw_scanner(rng)
-    target_side = "L" if rng.random() < 0.5 else "R"
+    target_side = synthetic_target_side(seed, subject_id)
     grid = make_grid(voxel_mm)
     anatomy = build_anatomy(params, grid, rng)
     labels = label_image(anatomy)
