@@ -1,4 +1,5 @@
-# HU → mg/cm³ hydroxyapatite with the subject's calibration phantom (or its scanner's line).
+# HU → mg/cm³ hydroxyapatite with the subject's calibration phantom, else its scanner's
+# line from the config, else internal calibration from its own fat and muscle.
 
 
 rule calibrate:
@@ -11,6 +12,9 @@ rule calibrate:
         rods=",".join(str(d) for d in CALIBRATION["rod_densities_mg_cm3"]),
         phantom=subject_phantom,
         scanner_line=scanner_line_argument,
+        method=CALIBRATION["method"],
+        fat=CALIBRATION["internal"]["fat_mg_cm3"],
+        muscle=CALIBRATION["internal"]["muscle_mg_cm3"],
     conda:
         "../envs/calibration.yaml"
     log:
@@ -20,5 +24,6 @@ rule calibrate:
         runtime=10,
     shell:
         "python -m calibration --subject {wildcards.subject} --ct {input.ct} --rods {params.rods}"
-        " --phantom {params.phantom} {params.scanner_line}"
+        " --method {params.method} --phantom {params.phantom} {params.scanner_line}"
+        " --fat-mg-cm3 {params.fat} --muscle-mg-cm3 {params.muscle}"
         " --out-density {output.density} --out-json {output.calibration} > {log} 2>&1"

@@ -1,7 +1,9 @@
-"""Phantom calibration against the synthetic cohort's true scanner line."""
+"""Phantom and internal (phantom-less) calibration against the synthetic cohort's true
+scanner line, the order of fallbacks, and CTs that cannot be calibrated."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,13 +13,19 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from calibration import internal
+from calibration.__main__ import calibrate
 from calibration.fit import calibrate_with_rods, fit_line
+from calibration.internal import internal_calibration
 from calibration.rods import find_rods
+from cohort.example_data import totalsegmentator_example
 from conventions.ct import read_ct
+from conventions.errors import InputError
+from phantom.acquisition import FAT_MG_CM3, MUSCLE_MG_CM3
 from phantom.cohort import generate_subject
 
 
-def calibrate_cli(subject: str, ct, out_dir) -> subprocess.CompletedProcess:
+def calibrate_cli(subject: str, ct, out_dir, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             sys.executable,
@@ -27,6 +35,7 @@ def calibrate_cli(subject: str, ct, out_dir) -> subprocess.CompletedProcess:
             subject,
             "--ct",
             str(ct),
+            *options,
             "--out-density",
             str(out_dir / "density.nii.gz"),
             "--out-json",
@@ -87,7 +96,7 @@ def test_a_ct_without_phantom_is_a_clear_error(tmp_path):
     p = calibrate_cli("P9", tmp_path / "ct.nii.gz", tmp_path)
     assert p.returncode == 2
     assert "subject P9" in p.stderr and "no row of 5 calibration rods" in p.stderr
-    assert "cannot calibrate" in p.stderr
+    assert "cannot calibrate" in p.stderr and "no air around the body" in p.stderr
     assert not (tmp_path / "density.nii.gz").exists()
 
 
@@ -98,3 +107,161 @@ def test_line_fit_is_exact_on_a_line():
     assert fit["r_squared"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="3 rods for 5"):
         calibrate_with_rods([None] * 3, [0, 50, 100, 150, 200])
+
+
+# ---- internal (phantom-less) calibration ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def without_phantom(subject, tmp_path_factory):
+    """The subject's CT cropped just behind the body: the phantom and table are gone."""
+    out, truth = subject
+    ct = read_ct(out / "ct.nii.gz")
+    y0 = truth["calibration_phantom"]["base_y_mm"][0]
+    iy = ct.TransformPhysicalPointToIndex((0.0, y0 - 2.0, 0.0))[1]
+    cropped = ct[:, :iy, :]
+    path = tmp_path_factory.mktemp("cropped") / "ct.nii.gz"
+    sitk.WriteImage(cropped, str(path))
+    return path, cropped
+
+
+def _true_hu(truth, rho):
+    return truth["scanner"]["intercept_hu"] + truth["scanner"]["slope_hu_per_mg_cm3"] * rho
+
+
+def _assert_recovers_the_line(record, truth, rel=0.05):
+    scanner = truth["scanner"]
+    assert record["slope_hu_per_mg_cm3"] == pytest.approx(scanner["slope_hu_per_mg_cm3"], rel=rel)
+    rho = (_true_hu(truth, 200.0) - record["intercept_hu"]) / record["slope_hu_per_mg_cm3"]
+    assert rho == pytest.approx(200.0, rel=rel)
+
+
+def test_reference_tissues_read_their_true_hu(without_phantom, subject):
+    _, truth = subject
+    record = internal_calibration(without_phantom[1])
+    fat, muscle = record["references"]
+    assert record["warnings"] == []
+    assert record["air"]["hu"] == pytest.approx(-1000.0, abs=5.0)
+    # The synthetic fat and muscle lie on the scanner line at their HA equivalents.
+    assert fat["hu"] == pytest.approx(_true_hu(truth, FAT_MG_CM3), abs=2.0)
+    assert muscle["hu"] == pytest.approx(_true_hu(truth, MUSCLE_MG_CM3), abs=2.0)
+    assert fat["voxels"] > 10_000 and muscle["voxels"] > 10_000
+    # The line goes through the references at the densities the caller gives.
+    other = internal_calibration(without_phantom[1], fat_mg_cm3=-80.0, muscle_mg_cm3=50.0)
+    assert other["slope_hu_per_mg_cm3"] == pytest.approx((muscle["hu"] - fat["hu"]) / 130.0)
+    assert other["intercept_hu"] == pytest.approx(fat["hu"] + 80.0 * other["slope_hu_per_mg_cm3"])
+
+
+def test_a_large_ct_is_measured_on_averaged_blocks(without_phantom, subject, monkeypatch):
+    _, truth = subject
+    ct = without_phantom[1]
+    monkeypatch.setattr(internal, "MAX_VOXELS", np.prod(ct.GetSize()) // 3)
+    record = internal_calibration(ct)
+    _assert_recovers_the_line(record, truth)
+    # 2 × 2 blocks: about a quarter of the voxels the full CT gives.
+    assert record["references"][1]["voxels"] < np.prod(ct.GetSize()) / 4
+
+
+def test_internal_calibration_when_no_phantom_is_found(without_phantom, subject, tmp_path):
+    _, truth = subject
+    p = calibrate_cli("S004", without_phantom[0], tmp_path)
+    assert p.returncode == 0, p.stderr
+    record = json.loads((tmp_path / "c.json").read_text())
+    assert record["method"] == "internal" and record["method_requested"] == "auto"
+    assert record["fallback_reason"].startswith("no row of 5 calibration rods found; ")
+    assert "calibration.scanners" in record["fallback_reason"]
+    assert [r["tissue"] for r in record["references"]] == ["fat", "muscle"]
+    assert [r["density_mg_cm3"] for r in record["references"]] == [-100, 40]
+    _assert_recovers_the_line(record, truth)
+    density = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "density.nii.gz")))
+    assert density.shape == sitk.GetArrayViewFromImage(without_phantom[1]).shape
+
+
+def test_internal_calibration_when_the_manifest_says_no_phantom(subject, tmp_path):
+    out, truth = subject
+    p = calibrate_cli("S004", out / "ct.nii.gz", tmp_path, "--phantom", "absent")
+    assert p.returncode == 0, p.stderr
+    record = json.loads((tmp_path / "c.json").read_text())
+    assert record["method"] == "internal"
+    assert record["fallback_reason"].startswith("the manifest says no phantom")
+    _assert_recovers_the_line(record, truth)
+
+
+def _args(**kw) -> argparse.Namespace:
+    base = dict(
+        method="auto",
+        phantom="present",
+        rods="0,50,100,150,200",
+        scanner_line=None,
+        fat_mg_cm3=-100.0,
+        muscle_mg_cm3=40.0,
+        ct="ct.nii.gz",
+    )
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_order_of_fallbacks(subject, without_phantom):
+    out, _ = subject
+    with_phantom, no_phantom = read_ct(out / "ct.nii.gz"), without_phantom[1]
+    line = "0.9,-5"
+    # The phantom first, even where the config has a line for the scanner.
+    assert calibrate(with_phantom, _args(scanner_line=line))["method"] == "phantom"
+    # Then the config's line: the user's explicit choice beats internal calibration.
+    r = calibrate(no_phantom, _args(scanner_line=line))
+    assert (r["method"], r["slope_hu_per_mg_cm3"], r["intercept_hu"]) == ("scanner", 0.9, -5.0)
+    assert r["fallback_reason"] == "no row of 5 calibration rods found"
+    # Then the subject's own tissue.
+    assert calibrate(no_phantom, _args(phantom="absent"))["method"] == "internal"
+    # Asked for one method, only that one.
+    r = calibrate(with_phantom, _args(method="internal"))
+    assert (r["method"], r["fallback_reason"]) == ("internal", None)
+    with pytest.raises(InputError, match=r"cannot calibrate: the manifest says no phantom$"):
+        calibrate(no_phantom, _args(method="phantom", phantom="absent", scanner_line=line))
+    with pytest.raises(InputError, match="cannot calibrate: the config gives no calibration line"):
+        calibrate(with_phantom, _args(method="scanner"))
+
+
+def test_a_ct_not_in_hu_is_a_clear_error(without_phantom, tmp_path):
+    _, ct = without_phantom
+    # Stored values without the rescale intercept: air at about 0.
+    stored = tmp_path / "stored.nii.gz"
+    sitk.WriteImage(ct + 1024.0, str(stored))
+    p = calibrate_cli("P7", stored, tmp_path, "--phantom", "absent")
+    assert p.returncode == 2
+    assert f"subject P7: {stored}: cannot calibrate: the manifest says no phantom" in p.stderr
+    assert "no air around the body" in p.stderr and "not in HU" in p.stderr
+    assert not (tmp_path / "c.json").exists()
+    # A wrong rescale intercept: air is there but reads −700.
+    with pytest.raises(InputError, match=r"air outside the body reads -70[0-9], not about -1000"):
+        internal_calibration(ct + 300.0)
+
+
+def test_a_ct_cropped_inside_the_body_is_a_clear_error(without_phantom, subject, tmp_path):
+    _, truth = subject
+    ct = without_phantom[1]
+    # A box well inside the elliptic body outline: no air around it.
+    ax, ay = truth["parameters"]["body_semi_axes_mm"]
+    lo = ct.TransformPhysicalPointToIndex((-0.6 * ax, -0.6 * ay, 0.0))
+    hi = ct.TransformPhysicalPointToIndex((0.6 * ax, 0.6 * ay, 0.0))
+    inside = tmp_path / "inside.nii.gz"
+    sitk.WriteImage(ct[lo[0] : hi[0], lo[1] : hi[1], :], str(inside))
+    p = calibrate_cli("P8", inside, tmp_path, "--phantom", "absent")
+    assert p.returncode == 2
+    assert "subject P8" in p.stderr and str(inside) in p.stderr
+    assert "no air around the body" in p.stderr and "cropped to the inside of the body" in p.stderr
+
+
+def test_internal_calibration_of_a_real_hip_ct():
+    """TotalSegmentator's example CT (no phantom): fat reads about −100 HU, its soft
+    tissue (muscle, some of it fatty, with bowel and bladder) +20…+50 HU."""
+    try:
+        paths = totalsegmentator_example()
+    except RuntimeError as e:
+        pytest.skip(f"real CT unavailable (offline?): {e}")
+    record = internal_calibration(read_ct(paths["ct"]))
+    fat, muscle = record["references"]
+    assert record["air"]["hu"] == pytest.approx(-1000.0, abs=30.0)
+    assert -120.0 < fat["hu"] < -85.0
+    assert 15.0 < muscle["hu"] < 55.0
+    assert 0.8 < record["slope_hu_per_mg_cm3"] < 1.2
+    assert record["warnings"] == []
