@@ -163,7 +163,7 @@ def measure_reference_tissues(ct: sitk.Image) -> dict:
             result["problems"].append(
                 f"no {tissue} found (no peak of soft tissue between {window[0]:.0f} and "
                 f"{window[1]:.0f} HU at least {TISSUE_MARGIN_MM:g} mm from other tissue; "
-                "a layer thinner than about 8 mm reads only as partial volume)"
+                "a layer thinner than about 8-9 mm reads only as partial volume)"
             )
             continue
         # Other tissues in the same class (the bladder's water next to muscle) read
