@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from conventions.ct import read_ct, write_volume
 from conventions.errors import InputError
@@ -108,8 +109,6 @@ def test_nothing_is_labelled_away_from_the_true_bones(subject, segmented):
     _, density, truth, record = subject
     labels, _ = segmented
     spacing = np.array(VOXEL_MM[::-1])
-    from scipy import ndimage
-
     far = ndimage.distance_transform_edt(truth == 0, sampling=spacing) > 3.0
     assert (labels[far] > 0).sum() < 0.002 * (truth > 0).sum()
     # The rods (up to 200 mg/cm³) and everything under the patient are background.
@@ -135,6 +134,22 @@ def test_sides_follow_the_patient_not_the_array(subject, segmented, tmp_path):
     again = again[:, ::-1, ::-1]
     for name, v in BONE_LABELS.items():
         assert dice(again == v, labels == v) > 0.99, name
+
+
+def test_marrow_as_faint_as_muscle_is_still_bone(subject, tmp_path):
+    """Osteoporotic or fatty marrow: trabecular density cut to a quarter (about 30 mg/cm³,
+    like muscle) inside an intact cortex. The shell and what it encloses carry the bone."""
+    _, density, truth, _ = subject
+    ct = sitk.ReadImage(str(density))
+    values = sitk.GetArrayFromImage(ct)
+    marrow = ndimage.binary_erosion(truth > 0, iterations=2) & (values < 300)
+    values[marrow] *= 0.25
+    write_volume(tmp_path / "faint.nii.gz", image_like(values, ct))
+    code, labels, _ = segment(tmp_path, tmp_path / "faint.nii.gz")
+    assert code == 0
+    for name in ("hip_left", "hip_right", "femur_left", "femur_right"):
+        v = BONE_LABELS[name]
+        assert dice(labels == v, truth == v) >= REQUIRED_DICE, name
 
 
 def test_metal_in_a_femur_is_flagged_and_left_out(subject, tmp_path):
