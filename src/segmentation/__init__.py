@@ -38,3 +38,4 @@ changes nothing at 1.5 mm. On the real TotalSegmentator example CT (3 mm, HU tak
 density), against TotalSegmentator's own labels: hip bones 0.92 / 0.89, right femur
 0.91, left femur 0.76 (its screws, 16 cm³, are excluded here as metal), sacrum 0.37
 (TotalSegmentator labels S1 apart from the sacrum; ours includes it); under 1 s.
+"""
