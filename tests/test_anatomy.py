@@ -254,3 +254,76 @@ def test_labels_on_another_grid_are_a_clear_error(subject, tmp_path):
     )
     assert p.returncode == 2
     assert "subject S002" in p.stderr and "not on the density volume's grid" in p.stderr
+
+
+def test_the_whole_ct_chain_meets_the_accuracy_targets(subject, tmp_path):
+    """Calibration, weight-free segmentation, landmarks and CT BMD, each by its CLI."""
+    out, truth = subject
+    side = truth["target_side"]
+    run = [sys.executable, "-m"]
+    steps = [
+        [
+            "calibration",
+            "--subject",
+            "S002",
+            "--ct",
+            out / "ct.nii.gz",
+            "--out-density",
+            tmp_path / "d.nii.gz",
+            "--out-json",
+            tmp_path / "c.json",
+        ],
+        [
+            "segmentation",
+            "--subject",
+            "S002",
+            "--density",
+            tmp_path / "d.nii.gz",
+            "--out-labels",
+            tmp_path / "l.nii.gz",
+            "--out-json",
+            tmp_path / "s.json",
+        ],
+        [
+            "anatomy",
+            "landmarks",
+            "--subject",
+            "S002",
+            "--labels",
+            tmp_path / "l.nii.gz",
+            "--target-side",
+            side,
+            "--out",
+            tmp_path / "lm.json",
+        ],
+        [
+            "anatomy",
+            "ct-bmd",
+            "--subject",
+            "S002",
+            "--density",
+            tmp_path / "d.nii.gz",
+            "--labels",
+            tmp_path / "l.nii.gz",
+            "--landmarks",
+            tmp_path / "lm.json",
+            "--side",
+            side,
+            "--out-json",
+            tmp_path / "b.json",
+            "--out-region",
+            tmp_path / "r.nii.gz",
+            "--out-drr",
+            tmp_path / "drr.mha",
+        ],
+    ]
+    for step in steps:
+        p = subprocess.run([*run, *map(str, step)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    femurs = json.loads((tmp_path / "lm.json").read_text())["femurs"]
+    for s in ("L", "R"):
+        error = np.subtract(femurs[s]["head_center"], truth["femurs"][s]["head_center"])
+        assert np.linalg.norm(error) < 1.0
+    bmd = json.loads((tmp_path / "b.json").read_text())
+    assert bmd["qct_bmd_mg_cm3"] == pytest.approx(truth["qct_bmd_mg_cm3"], rel=0.02)
+    assert bmd["areal_bmd_g_cm2"] == pytest.approx(truth["areal_bmd_g_cm2"], rel=0.02)

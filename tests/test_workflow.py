@@ -79,6 +79,8 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["import_ct"] == 10
     assert counts["import_radiograph"] == 10 * 4  # four poses each
     assert counts["calibrate"] == 10
+    for rule in ("segment", "landmarks", "ct_bmd", "ct_qc"):
+        assert counts[rule] == 10
     assert counts["cohort_fingerprint"] == 1
 
 
@@ -102,6 +104,19 @@ def test_synthetic_demo_runs_and_caches(workflow):
     ]
     assert cal["method"] == "phantom"
     assert cal["slope_hu_per_mg_cm3"] == pytest.approx(scanner["slope_hu_per_mg_cm3"], rel=0.01)
+    # The CT stages reach the truth even on the tiny config's coarse 2.5 × 2.5 × 4 mm
+    # voxels (docs/ct_stages.md has the figures at clinical resolutions).
+    for subject in ("S001", "S002"):
+        truth = json.loads((workflow / f"results/synthetic/{subject}/truth/truth.json").read_text())
+        bmd = json.loads((workflow / f"results/subjects/{subject}/ct/ct_bmd.json").read_text())
+        assert bmd["side"] == truth["target_side"]
+        assert bmd["areal_bmd_g_cm2"] == pytest.approx(truth["areal_bmd_g_cm2"], rel=0.03)
+        assert bmd["qct_bmd_mg_cm3"] == pytest.approx(truth["qct_bmd_mg_cm3"], rel=0.08)
+        seg = json.loads(
+            (workflow / f"results/subjects/{subject}/ct/segmentation.json").read_text()
+        )
+        assert seg["method"] == "threshold" and not seg["metal"]["present"]
+        assert (workflow / f"results/subjects/{subject}/qc/ct.png").stat().st_size > 10_000
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -124,6 +139,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
         names = z.namelist()
     assert any(n.endswith("report.html") for n in names)
     assert any("fingerprint.tsv" in n for n in names)
+    assert any(n.endswith("ct.png") for n in names)  # the CT QC montages
 
 
 def _user_cohort(root: Path) -> Path:
@@ -187,6 +203,10 @@ def test_user_cohort_bad_radiograph_fails_alone_and_no_identifier_leaks(workflow
     assert not (res / "A" / "ct" / "density_mg_cm3.nii.gz").exists()
     log_a = (workflow / "logs" / "calibrate" / "A.log").read_text()
     assert "subject A" in log_a and "cannot calibrate" in log_a
+    # B's "CT" is a box of muscle: segmentation stops it, naming the subject and why.
+    log_b = (workflow / "logs" / "segment" / "B.log").read_text()
+    assert "subject B" in log_b and "error" in log_b
+    assert not (res / "B" / "ct" / "labels.nii.gz").exists()
     geometry = json.loads((res / "A" / "radiographs" / "ap" / "geometry.json").read_text())
     assert geometry["sdd_mm"] == 1100.0 and geometry["pixel_spacing_mm"] == [0.2, 0.2]
     # Privacy: no DICOM identifier in any product or log.

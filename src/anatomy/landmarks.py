@@ -33,6 +33,7 @@ SIDE_SIGN = {"L": 1.0, "R": -1.0}  # +x is the patient's left in LPS
 SHAFT_BELOW_HEAD_MM = 85.0  # below the lesser trochanter in adults (~50-75 mm)
 MIN_SHAFT_LENGTH_MM = 15.0
 HEAD_SEARCH_RADIUS_FACTOR = 1.3
+HEAD_SEARCH_MM = 40.0  # from the femur's most medial point: a femoral head's breadth
 NECK_EXCLUSION_DEG = 60.0  # the neck leaves the head within ~45° of its axis
 LT_MIN_PROMINENCE_MM = 2.0
 
@@ -204,6 +205,14 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
     zs = np.nonzero(femur.any(axis=(1, 2)))[0]
     upper = np.zeros_like(femur)
     upper[(zs[0] + zs[-1]) // 2 :] = True  # the head is in the femur's upper half
+    # ... and it is the femur's most medial part: look for its centre within a head's
+    # breadth of the most medial femur voxel, not at the trochanters (a crack in a
+    # segmented head can make them deeper).
+    medial_x = -s * (np.arange(femur.shape[2]) * m[0, 0] + m[0, 3])  # larger = more medial
+    cols = np.nonzero((femur & upper).any(axis=(0, 1)))[0]
+    most_medial = cols[np.argmax(medial_x[cols])]
+    near_medial = np.abs(np.arange(femur.shape[2]) - most_medial) * spacing[0] <= HEAD_SEARCH_MM
+    upper &= near_medial[None, None, :]
     k = np.unravel_index(np.argmax(np.where(upper, depth, 0)), femur.shape)
     c0 = (np.array(k[::-1], float) @ m[:3, :3].T) + m[:3, 3]
     r0 = float(depth[k])
