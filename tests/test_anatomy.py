@@ -327,3 +327,43 @@ def test_the_whole_ct_chain_meets_the_accuracy_targets(subject, tmp_path):
     bmd = json.loads((tmp_path / "b.json").read_text())
     assert bmd["qct_bmd_mg_cm3"] == pytest.approx(truth["qct_bmd_mg_cm3"], rel=0.02)
     assert bmd["areal_bmd_g_cm2"] == pytest.approx(truth["areal_bmd_g_cm2"], rel=0.02)
+
+
+def test_landmarks_do_not_depend_on_the_ct_axis_order(subject):
+    """The same labels stored RAS-flipped (as many NIfTI writers do) give the same points."""
+    out, truth = subject
+    image = sitk.ReadImage(str(out / "truth" / "labels.nii.gz"))
+    flipped = sitk.Flip(image, [True, True, False])  # x and y reversed, same physical space
+    assert flipped.GetDirection()[0] == -1.0
+    lm = femur_landmarks(sitk.GetArrayFromImage(flipped), flipped, "R")
+    assert np.linalg.norm(lm.head_center - truth["femurs"]["R"]["head_center"]) < 1.0
+
+
+def test_real_ct_too_short_for_the_pf_region_is_a_clear_error(tmp_path):
+    """TotalSegmentator's example CT ends ~3 cm below the femoral heads."""
+    from cohort.example_data import totalsegmentator_example
+
+    try:
+        paths = totalsegmentator_example()
+    except RuntimeError as e:
+        pytest.skip(f"TotalSegmentator's example CT not available offline: {e}")
+    ts = sitk.ReadImage(str(paths["labels"]))
+    labels = np.zeros(sitk.GetArrayFromImage(ts).shape, np.uint8)
+    for ours, theirs in ((3, 75), (4, 76), (1, 77), (2, 78), (5, 25)):
+        labels[sitk.GetArrayFromImage(ts) == theirs] = ours
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(ts)
+    sitk.WriteImage(image, str(tmp_path / "labels.nii.gz"))
+    p = anatomy_cli(
+        "landmarks",
+        "--subject",
+        "R1",
+        "--labels",
+        tmp_path / "labels.nii.gz",
+        "--target-side",
+        "R",
+        "--out",
+        tmp_path / "lm.json",
+    )
+    assert p.returncode == 2
+    assert "subject R1" in p.stderr and "field of view ends" in p.stderr

@@ -186,6 +186,14 @@ def _cross_section(points: np.ndarray, origin, direction, t, half_width, max_rad
     return int(sel.sum()), points[sel].mean(axis=0)
 
 
+def _in_lps_order(mask: np.ndarray, image: sitk.Image) -> tuple[np.ndarray, sitk.Image]:
+    """The mask and its grid with the axes permuted and flipped to LPS order."""
+    img = sitk.GetImageFromArray(mask.astype(np.uint8))
+    img.CopyInformation(image)
+    img = sitk.DICOMOrient(img, "LPS")
+    return sitk.GetArrayFromImage(img).astype(bool), img
+
+
 def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=None, path=None):
     """Landmarks of the femur on ``side`` of a label image (array (z, y, x) on ``image``'s
     grid). ``subject`` and ``path`` name the input in errors."""
@@ -194,11 +202,14 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
     name = f"{'left' if side == 'L' else 'right'} femur"
     if femur.sum() < 100:
         raise InputError(path, f"no {name} in the label image", subject)
+    # Work on the grid turned to LPS order (x left, y posterior, z superior): slices are
+    # then axial and go up with z whatever order the CT stored its axes in.
+    femur, image = _in_lps_order(femur, image)
     spacing = np.array(image.GetSpacing())  # (x, y, z)
     voxel_volume = float(np.prod(spacing))
     m = voxel_to_physical_matrix(image)
     if not np.allclose(m[:3, :3] / spacing, np.eye(3), atol=1e-3):
-        raise InputError(path, "landmarks need an axial CT grid (identity direction)", subject)
+        raise InputError(path, "landmarks need a CT with axis-aligned (not oblique) voxels", subject)
 
     # --- head: thickest point, then a sphere fit to the surface around it -----------
     depth = ndimage.distance_transform_edt(femur, sampling=spacing[::-1])
