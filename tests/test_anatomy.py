@@ -33,6 +33,45 @@ def anatomy_cli(*args) -> subprocess.CompletedProcess:
     )
 
 
+def landmarks_cli(labels, side, out, slicer=None, subject="S002"):
+    extra = ["--slicer", slicer] if slicer else []
+    return anatomy_cli(
+        "landmarks",
+        "--subject",
+        subject,
+        "--labels",
+        labels,
+        "--target-side",
+        side,
+        *extra,
+        "--out",
+        out,
+    )
+
+
+def ct_bmd_args(density, labels, landmarks, side, out_dir) -> list:
+    """``python -m anatomy ct-bmd`` arguments writing b.json, r.nii.gz, drr.mha in out_dir."""
+    return [
+        "ct-bmd",
+        "--subject",
+        "S002",
+        "--density",
+        density,
+        "--labels",
+        labels,
+        "--landmarks",
+        landmarks,
+        "--side",
+        side,
+        "--out-json",
+        out_dir / "b.json",
+        "--out-region",
+        out_dir / "r.nii.gz",
+        "--out-drr",
+        out_dir / "drr.mha",
+    ]
+
+
 def _angle_deg(a, b) -> float:
     return float(np.degrees(np.arccos(np.clip(np.dot(a, b), -1.0, 1.0))))
 
@@ -72,39 +111,13 @@ def test_ct_bmd_matches_the_truth(subject, tmp_path):
     out, truth = subject
     side = truth["target_side"]
     labels = out / "truth" / "labels.nii.gz"
-    p = anatomy_cli(
-        "landmarks",
-        "--subject",
-        "S002",
-        "--labels",
-        labels,
-        "--target-side",
-        side,
-        "--out",
-        tmp_path / "lm.json",
-    )
+    p = landmarks_cli(labels, side, tmp_path / "lm.json", subject="S002")
     assert p.returncode == 0, p.stderr
     p = anatomy_cli(
-        "ct-bmd",
-        "--subject",
-        "S002",
-        "--density",
-        out / "density.nii.gz",
-        "--labels",
-        labels,
-        "--landmarks",
-        tmp_path / "lm.json",
-        "--side",
-        side,
-        "--out-json",
-        tmp_path / "bmd.json",
-        "--out-region",
-        tmp_path / "pf.nii.gz",
-        "--out-drr",
-        tmp_path / "drr.mha",
+        *ct_bmd_args(out / "density.nii.gz", labels, tmp_path / "lm.json", side, tmp_path)
     )
     assert p.returncode == 0, p.stderr
-    bmd = json.loads((tmp_path / "bmd.json").read_text())
+    bmd = json.loads((tmp_path / "b.json").read_text())
     for key in ("pf_region", "neck_roi"):
         assert bmd[key]["qct_bmd_mg_cm3"] == pytest.approx(truth[key]["qct_bmd_mg_cm3"], rel=0.02)
         assert bmd[key]["areal_bmd_g_cm2"] == pytest.approx(truth[key]["areal_bmd_g_cm2"], rel=0.02)
@@ -112,7 +125,7 @@ def test_ct_bmd_matches_the_truth(subject, tmp_path):
     pf = bmd["pf_region"]
     assert pf["mask_mean_mg_cm3"] < 0.96 * truth["qct_bmd_mg_cm3"]
     # The region found is the true one, voxel for voxel nearly.
-    found = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "pf.nii.gz"))) > 0
+    found = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "r.nii.gz"))) > 0
     true = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "truth" / "pf_region.nii.gz"))) > 0
     assert 2 * (found & true).sum() / (found.sum() + true.sum()) > 0.97
     # The DXA-view image holds the region's mineral: BMC = Σ areal density × pixel area.
@@ -128,16 +141,8 @@ def test_a_field_of_view_cutting_the_head_is_a_clear_error(subject, tmp_path):
     k = image.TransformPhysicalPointToIndex((0.0, 0.0, head_z))[2]
     cropped = image[:, :, : k + 2]  # ends just above the head centres
     sitk.WriteImage(cropped, str(tmp_path / "labels.nii.gz"))
-    p = anatomy_cli(
-        "landmarks",
-        "--subject",
-        "S002",
-        "--labels",
-        tmp_path / "labels.nii.gz",
-        "--target-side",
-        truth["target_side"],
-        "--out",
-        tmp_path / "lm.json",
+    p = landmarks_cli(
+        tmp_path / "labels.nii.gz", truth["target_side"], tmp_path / "lm.json", subject="S002"
     )
     assert p.returncode == 2
     assert "subject S002" in p.stderr and "cuts the" in p.stderr and "head" in p.stderr
@@ -174,18 +179,8 @@ def test_expert_landmarks_override_and_a_wrong_system_is_caught(subject, tmp_pat
         tmp_path / "lm.mrk.json",
         {f"lesser_trochanter_{side}": moved, f"head_center_{side}": true.head_center},
     )
-    p = anatomy_cli(
-        "landmarks",
-        "--subject",
-        "S002",
-        "--labels",
-        labels,
-        "--target-side",
-        side,
-        "--slicer",
-        tmp_path / "lm.mrk.json",
-        "--out",
-        tmp_path / "lm.json",
+    p = landmarks_cli(
+        labels, side, tmp_path / "lm.json", slicer=tmp_path / "lm.mrk.json", subject="S002"
     )
     assert p.returncode == 0, p.stderr
     doc = json.loads((tmp_path / "lm.json").read_text())
@@ -194,18 +189,8 @@ def test_expert_landmarks_override_and_a_wrong_system_is_caught(subject, tmp_pat
     # The same points written in RAS but labelled LPS lie across the body.
     ras = {f"head_center_{side}": true.head_center * [-1, -1, 1]}
     _slicer_file(tmp_path / "bad.mrk.json", ras)
-    p = anatomy_cli(
-        "landmarks",
-        "--subject",
-        "S002",
-        "--labels",
-        labels,
-        "--target-side",
-        side,
-        "--slicer",
-        tmp_path / "bad.mrk.json",
-        "--out",
-        tmp_path / "bad.json",
+    p = landmarks_cli(
+        labels, side, tmp_path / "bad.json", slicer=tmp_path / "bad.mrk.json", subject="S002"
     )
     assert p.returncode == 2
     assert "subject S002" in p.stderr and "bad.mrk.json" in p.stderr
@@ -220,37 +205,15 @@ def test_labels_on_another_grid_are_a_clear_error(subject, tmp_path):
     sitk.WriteImage(shifted, str(tmp_path / "labels.nii.gz"))
     side = truth["target_side"]
     assert (
-        anatomy_cli(
-            "landmarks",
-            "--subject",
-            "S002",
-            "--labels",
-            tmp_path / "labels.nii.gz",
-            "--target-side",
-            side,
-            "--out",
-            tmp_path / "lm.json",
+        landmarks_cli(
+            tmp_path / "labels.nii.gz", side, tmp_path / "lm.json", subject="S002"
         ).returncode
         == 0
     )
     p = anatomy_cli(
-        "ct-bmd",
-        "--subject",
-        "S002",
-        "--density",
-        out / "density.nii.gz",
-        "--labels",
-        tmp_path / "labels.nii.gz",
-        "--landmarks",
-        tmp_path / "lm.json",
-        "--side",
-        side,
-        "--out-json",
-        tmp_path / "b.json",
-        "--out-region",
-        tmp_path / "r.nii.gz",
-        "--out-drr",
-        tmp_path / "d.mha",
+        *ct_bmd_args(
+            out / "density.nii.gz", tmp_path / "labels.nii.gz", tmp_path / "lm.json", side, tmp_path
+        )
     )
     assert p.returncode == 2
     assert "subject S002" in p.stderr and "not on the density volume's grid" in p.stderr
@@ -298,23 +261,9 @@ def test_the_whole_ct_chain_meets_the_accuracy_targets(subject, tmp_path):
         ],
         [
             "anatomy",
-            "ct-bmd",
-            "--subject",
-            "S002",
-            "--density",
-            tmp_path / "d.nii.gz",
-            "--labels",
-            tmp_path / "l.nii.gz",
-            "--landmarks",
-            tmp_path / "lm.json",
-            "--side",
-            side,
-            "--out-json",
-            tmp_path / "b.json",
-            "--out-region",
-            tmp_path / "r.nii.gz",
-            "--out-drr",
-            tmp_path / "drr.mha",
+            *ct_bmd_args(
+                tmp_path / "d.nii.gz", tmp_path / "l.nii.gz", tmp_path / "lm.json", side, tmp_path
+            ),
         ],
     ]
     for step in steps:
@@ -354,16 +303,6 @@ def test_real_ct_too_short_for_the_pf_region_is_a_clear_error(tmp_path):
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(ts)
     sitk.WriteImage(image, str(tmp_path / "labels.nii.gz"))
-    p = anatomy_cli(
-        "landmarks",
-        "--subject",
-        "R1",
-        "--labels",
-        tmp_path / "labels.nii.gz",
-        "--target-side",
-        "R",
-        "--out",
-        tmp_path / "lm.json",
-    )
+    p = landmarks_cli(tmp_path / "labels.nii.gz", "R", tmp_path / "lm.json", subject="R1")
     assert p.returncode == 2
     assert "subject R1" in p.stderr and "field of view ends" in p.stderr

@@ -45,6 +45,25 @@ def _label_cmap() -> ListedColormap:
     return ListedColormap(colours)
 
 
+def _labels_over_density(ax, density, labels, aspect: float, alpha: float) -> None:
+    cmap = _label_cmap()
+    ax.imshow(density, cmap="gray", vmin=WINDOW_MG_CM3[0], vmax=WINDOW_MG_CM3[1], aspect=aspect)
+    ax.imshow(
+        np.ma.masked_equal(labels, 0),
+        cmap=cmap,
+        vmin=0,
+        vmax=cmap.N - 1,
+        alpha=alpha,
+        aspect=aspect,
+        interpolation="nearest",
+    )
+
+
+def _lps(image: sitk.Image) -> sitk.Image:
+    """The image with its axes in LPS order, so array slices are axial/coronal as drawn."""
+    return sitk.DICOMOrient(image, "LPS")
+
+
 def _read_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
@@ -113,10 +132,10 @@ def ct_montage(
     subject: str,
     out_png,
 ) -> None:
-    image = read_ct(density_path)
+    image = _lps(read_ct(density_path))
     density = sitk.GetArrayFromImage(image)
-    labels = sitk.GetArrayFromImage(read_ct(labels_path)).astype(np.uint8)
-    region = sitk.GetArrayFromImage(read_ct(region_path)) > 0
+    labels = sitk.GetArrayFromImage(_lps(read_ct(labels_path))).astype(np.uint8)
+    region = sitk.GetArrayFromImage(_lps(read_ct(region_path))) > 0
     drr = sitk.GetArrayFromImage(sitk.ReadImage(str(drr_path)))
     calibration = _read_json(calibration_path)
     segmentation = _read_json(segmentation_path)
@@ -130,34 +149,13 @@ def ct_montage(
     fig = Figure(figsize=(15, 9.5))
     axes = fig.subplots(2, 3)
     _calibration_panels(axes[0, 0], axes[0, 1], density, image, calibration)
-    cmap = _label_cmap()
-    vmin, vmax = WINDOW_MG_CM3
     # Axial through the target head: labels over density.
     ax = axes[0, 2]
-    ax.imshow(density[k], cmap="gray", vmin=vmin, vmax=vmax, aspect=sy / sx)
-    ax.imshow(
-        np.ma.masked_equal(labels[k], 0),
-        cmap=cmap,
-        vmin=0,
-        vmax=cmap.N - 1,
-        alpha=0.45,
-        aspect=sy / sx,
-        interpolation="nearest",
-    )
+    _labels_over_density(ax, density[k], labels[k], sy / sx, alpha=0.45)
     ax.set_title(f"labels, axial through the {side} femoral head")
     # Coronal through the target head: labels, PF region outline, landmarks.
     ax = axes[1, 0]
-    cor = density[::-1, j, :]
-    ax.imshow(cor, cmap="gray", vmin=vmin, vmax=vmax, aspect=sz / sx)
-    ax.imshow(
-        np.ma.masked_equal(labels[::-1, j, :], 0),
-        cmap=cmap,
-        vmin=0,
-        vmax=cmap.N - 1,
-        alpha=0.35,
-        aspect=sz / sx,
-        interpolation="nearest",
-    )
+    _labels_over_density(ax, density[::-1, j, :], labels[::-1, j, :], sz / sx, alpha=0.35)
     if region[:, j, :].any():
         ax.contour(region[::-1, j, :].astype(float), levels=[0.5], colors="white", linewidths=1.0)
     nz = density.shape[0]
