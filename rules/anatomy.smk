@@ -8,6 +8,7 @@ rule landmarks:
     output:
         "results/subjects/{subject}/ct/landmarks.json",
     params:
+        code=source_hash("anatomy"),
         side=target_side,
         slicer=slicer_argument,
     conda:
@@ -32,6 +33,7 @@ rule ct_bmd:
         region="results/subjects/{subject}/ct/pf_region.nii.gz",
         drr="results/subjects/{subject}/ct/pf_areal_density_dxa_view.mha",
     params:
+        code=source_hash("anatomy", "drr"),
         side=target_side,
     conda:
         "../envs/anatomy.yaml"
@@ -65,6 +67,8 @@ rule ct_qc:
             subcategory="{subject}",
             labels={"subject": "{subject}", "figure": "CT QC"},
         ),
+    params:
+        code=source_hash("qc"),
     conda:
         "../envs/qc.yaml"
     log:

@@ -9,6 +9,7 @@ rule calibrate:
         density="results/subjects/{subject}/ct/density_mg_cm3.nii.gz",
         calibration="results/subjects/{subject}/ct/calibration.json",
     params:
+        code=source_hash("calibration"),
         rods=",".join(str(d) for d in CALIBRATION["rod_densities_mg_cm3"]),
         phantom=subject_phantom,
         scanner_line=scanner_line_argument,

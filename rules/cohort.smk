@@ -7,6 +7,8 @@ rule import_ct:
     output:
         volume="results/subjects/{subject}/ct/ct_hu.nii.gz",
         fingerprint="results/subjects/{subject}/ct/fingerprint.json",
+    params:
+        code=source_hash("cohort"),
     conda:
         "../envs/cohort.yaml"
     log:
@@ -27,6 +29,7 @@ rule import_radiograph:
         geometry="results/subjects/{subject}/radiographs/{image}/geometry.json",
         fingerprint="results/subjects/{subject}/radiographs/{image}/fingerprint.json",
     params:
+        code=source_hash("cohort"),
         pose=lambda wc: radiograph_row(wc)["pose"],
         geometry=geometry_argument,
     conda:
@@ -58,6 +61,8 @@ rule cohort_fingerprint:
             category="Cohort",
             labels={"table": "fingerprint"},
         ),
+    params:
+        code=source_hash("cohort"),
     conda:
         "../envs/cohort.yaml"
     log:

@@ -1,5 +1,6 @@
 # Configuration, the cohort manifest and input functions shared by all rules.
 
+import hashlib
 import json
 import shlex
 import sys
@@ -47,6 +48,18 @@ else:
 wildcard_constraints:
     subject=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     image=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+
+
+def source_hash(*packages):
+    """A digest of the source of the packages a job runs (``conventions`` always). As a
+    param it makes Snakemake rerun jobs whose stage code changed (params are a rerun
+    trigger; imported code is not), so an upgrade never leaves stale products behind."""
+    digest = hashlib.sha256()
+    for package in sorted({"conventions", *packages}):
+        for path in sorted((SRC / package).rglob("*.py")):
+            digest.update(str(path.relative_to(SRC)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def subject_dir(subject):

@@ -11,6 +11,7 @@ rule synthetic_subject:
         radiographs=[f"{SYNTHETIC_DIR}/{{subject}}/radiographs/{p}.dcm" for p in SYNTHETIC_POSES],
         views=[f"{SYNTHETIC_DIR}/{{subject}}/truth/radiographs/{p}.json" for p in SYNTHETIC_POSES],
     params:
+        code=source_hash("phantom", "drr", "anatomy"),
         seed=config["synthetic"]["seed"],
         poses=" ".join(SYNTHETIC_POSES),
         ct_format=config["synthetic"]["ct_format"],
@@ -36,6 +37,8 @@ rule synthetic_manifest:
     output:
         subjects=f"{SYNTHETIC_DIR}/subjects.tsv",
         radiographs=f"{SYNTHETIC_DIR}/radiographs.tsv",
+    params:
+        code=source_hash("phantom"),
     conda:
         "../envs/phantom.yaml"
     log:

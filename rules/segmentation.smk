@@ -9,6 +9,7 @@ rule segment:
         labels="results/subjects/{subject}/ct/labels.nii.gz",
         record="results/subjects/{subject}/ct/segmentation.json",
     params:
+        code=source_hash("segmentation"),
         masks=masks_argument,
         method=segmentation_method,
     conda:

@@ -120,6 +120,12 @@ def test_synthetic_demo_runs_and_caches(workflow):
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A change to a stage's code reruns that stage's jobs (and what depends on them) only.
+    with open(workflow / "src" / "qc" / "ct.py", "a") as f:
+        f.write("\n# a change\n")
+    changed = snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules")
+    assert _job_counts(changed.stdout) == {"ct_qc": 2, "all": 1, "total": 3}
+    snakemake(workflow, "--configfile", cfg)
     # Rerunning one subject's step touches that subject only.
     one = snakemake(
         workflow,

@@ -22,7 +22,7 @@ model weights.
 5. **Each bone refilled from its own shell**, holes holding another bone left open (the
    acetabulum's ring must not swallow the head), so a joint space the union's fill closed
    drops out again; then the outer surface is trimmed to 0.6 of the way from soft
-   tissue and the nearby cortical peak (``SURFACE_FRACTION``), the partial-volume edge.
+   tissue to the nearby cortical peak (``SURFACE_FRACTION``), the partial-volume edge.
 """
 
 from __future__ import annotations
