@@ -209,7 +209,9 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
     voxel_volume = float(np.prod(spacing))
     m = voxel_to_physical_matrix(image)
     if not np.allclose(m[:3, :3] / spacing, np.eye(3), atol=1e-3):
-        raise InputError(path, "landmarks need a CT with axis-aligned (not oblique) voxels", subject)
+        raise InputError(
+            path, "landmarks need a CT with axis-aligned (not oblique) voxels", subject
+        )
 
     # --- head: thickest point, then a sphere fit to the surface around it -----------
     depth = ndimage.distance_transform_edt(femur, sampling=spacing[::-1])
