@@ -1,0 +1,71 @@
+"""Rigid 2D-3D registration recovers a known pose from the perturbations the issue names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conventions.geometry import ProjectionGeometry
+from conventions.pose import ap_pose, transform_points
+from drr.projector import project
+from drr.quantities import hu_to_linear_attenuation
+from drr.volume import Volume
+from phantom.cohort import generate_subject
+from registration.rigid import (
+    correction,
+    mean_projection_distance,
+    register_rigid,
+    target_registration_error,
+)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A coarse synthetic CT's attenuation, a view of it at a known pose with noise."""
+    out = tmp_path_factory.mktemp("reg") / "S003"
+    truth = generate_subject("S003", 2023, 3.0, out, poses=())
+    ct = sitk.ReadImage(str(out / "ct.nii.gz"), sitk.sitkFloat32)
+    hu = sitk.GetArrayFromImage(ct)
+    volume = Volume.from_image(ct, value=hu_to_linear_attenuation(hu)).cropped_to_support()
+    heads = np.array([truth["femurs"][s]["head_center"] for s in ("L", "R")])
+    iso = heads.mean(axis=0)
+    geometry = ProjectionGeometry(1100.0, 192, 256, (1.2, 1.2))
+    ap = ap_pose(iso, 1000.0).camera_from_ct
+    true = correction(np.array([2.0, -3.0, 4.0, 5.0, -4.0, 10.0]), transform_points(ap, iso)) @ ap
+    fixed = project(volume, geometry, true).sum(dim=1)[0].numpy()
+    fixed += np.random.default_rng(0).normal(0.0, 0.02 * fixed.std(), fixed.shape)
+    targets = np.array(
+        [v for k, v in truth["landmarks_lps_mm"].items() if k.split("_")[0] in ("head", "lesser")]
+    )
+    return volume, fixed, geometry, true, iso, targets
+
+
+@pytest.mark.parametrize(
+    "perturbation",
+    [
+        [0.0, 0.0, 10.0, 15.0, 0.0, 0.0],  # 10° in-plane rotation, 15 mm across
+        [5.0, 5.0, 0.0, 0.0, 15.0, 30.0],  # out-of-plane tilts, 15 mm up, 30 mm in depth
+        [-10.0, 0.0, 0.0, -15.0, 10.0, -30.0],
+    ],
+)
+def test_registration_recovers_the_true_pose(scene, perturbation):
+    volume, fixed, geometry, true, iso, targets = scene
+    start = correction(np.array(perturbation), transform_points(true, iso)) @ true
+    assert mean_projection_distance(targets, start, true, geometry) > 10.0
+    result = register_rigid(volume, fixed, geometry, start, iso)
+    assert mean_projection_distance(targets, result.camera_from_ct, true, geometry) < 1.0
+    assert target_registration_error(targets, result.camera_from_ct, true) < 3.0
+    assert result.gc > 0.85
+    assert [lv["factor"] for lv in result.levels] == [4, 2]
+
+
+def test_error_measures_are_zero_for_equal_poses_and_exact_for_a_shift(scene):
+    _, _, geometry, true, _, targets = scene
+    assert mean_projection_distance(targets, true, true, geometry) == 0.0
+    shifted = true.copy()
+    shifted[0, 3] += 2.0  # 2 mm across the beam, in the camera frame
+    assert target_registration_error(targets, shifted, true) == pytest.approx(2.0)
+    assert mean_projection_distance(targets, shifted, true, geometry) == pytest.approx(
+        2.0, rel=1e-9
+    )

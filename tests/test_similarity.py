@@ -1,0 +1,58 @@
+"""Gradient correlation and NCC: the properties registration relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from registration.similarity import (
+    gradient_correlation,
+    normalized_cross_correlation,
+    patchwise_gradient_correlation,
+)
+
+
+@pytest.fixture
+def image() -> torch.Tensor:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:96, 0:128]
+    img = np.exp(-((x - 60) ** 2 + (y - 40) ** 2) / 300.0) + (x > 80) * 0.5
+    return torch.tensor(img + 0.01 * rng.normal(size=img.shape), dtype=torch.float32)
+
+
+def test_gc_is_one_for_itself_and_blind_to_affine_intensity(image):
+    batch = torch.stack([image, 3.0 * image + 7.0, -image])
+    gc = gradient_correlation(image, batch)
+    assert gc[:2] == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert gc[2] == pytest.approx(-1.0, abs=1e-5)  # inverted contrast
+    # A smooth background (soft tissue) added to the moving image barely matters to GC,
+    # while it lowers NCC.
+    y, x = np.mgrid[0:96, 0:128]
+    ramp = torch.tensor(0.004 * x + 0.002 * y, dtype=torch.float32)
+    assert gradient_correlation(image, image + ramp)[0] > 0.95
+    assert normalized_cross_correlation(image, image + 5 * ramp)[0] < 0.9
+
+
+def test_gc_falls_as_the_image_shifts(image):
+    shifted = torch.stack([torch.roll(image, s, dims=1) for s in (0, 1, 3, 8)])
+    gc = gradient_correlation(image, shifted, sigma_px=1.0)
+    assert torch.all(gc[:-1] > gc[1:])  # strictly decreasing with the shift
+
+
+def test_mask_ignores_what_is_outside_it(image):
+    corrupted = image.clone()
+    corrupted[:, :20] = torch.rand(96, 20)  # a text label burnt onto the film
+    mask = torch.ones_like(image)
+    mask[:, :22] = 0
+    assert gradient_correlation(corrupted, image[None], mask=mask)[0] == pytest.approx(
+        1.0, abs=1e-5
+    )
+    assert gradient_correlation(corrupted, image[None])[0] < 0.9
+
+
+def test_patchwise_gc_agrees_on_identity_and_rejects_noise(image):
+    noise = torch.rand(2, 96, 128)
+    pg = patchwise_gradient_correlation(image, torch.stack([image, noise[0]]), patch_px=16)
+    assert pg[0] == pytest.approx(1.0, abs=1e-5)
+    assert abs(pg[1]) < 0.3
