@@ -5,8 +5,11 @@ The pose is searched as a correction to an initial ``camera_from_ct``: a rotatio
 (rotation vector, degrees) about the body's centre (e.g. the femoral head centre) and a
 translation (mm), both along the camera's axes, so in-plane (x, y) and depth (z) get
 their own scales and bounds; depth is what a single view constrains least. Each CMA-ES
-generation is rendered as one batch of DRRs. Levels run coarse to fine: images and
-volume downsampled by ``factor``, each level starting where the last one ended.
+generation is rendered as one batch of DRRs. Levels run coarse to fine: the images
+binned by ``factor`` and the volume by ``volume_factor`` (the same by default), each
+level starting where the last one ended. Binned images bias depth by millimetres (GC
+favours a slightly magnified DRR there), so a precise result needs a last level at full
+image resolution; its volume may stay coarse.
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ BOUND_DEG, BOUND_INPLANE_MM, BOUND_DEPTH_MM = 30.0, 60.0, 120.0
 
 @dataclass
 class Level:
-    factor: int  # image and volume downsampling
+    factor: int  # image downsampling (pixels binned factor × factor)
     sigma_px: float = 1.0  # smoothing before the gradients
     max_evaluations: int = 1500
+    volume_factor: int | None = None  # volume downsampling; None: as the image
+
+    @property
+    def volume_downsampling(self) -> int:
+        return self.factor if self.volume_factor is None else self.volume_factor
 
 
 DEFAULT_LEVELS = (Level(4, 1.0, 1200), Level(2, 1.0, 800))
@@ -112,7 +120,7 @@ def register_rigid(
             if mask is None
             else downsample_image(mask, level.factor)[: g.rows, : g.cols] > 0.99
         )
-        vol = downsample_volume(volume, level.factor)
+        vol = downsample_volume(volume, level.volume_downsampling)
         centre = transform_points(pose, centre_ct)
         fixed_t = torch.from_numpy(fixed)
 
