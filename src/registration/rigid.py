@@ -102,12 +102,16 @@ def register_rigid(
     mask: np.ndarray | None = None,
     levels=DEFAULT_LEVELS,
     seed: int = 2023,
+    steps: tuple[float, float, float] = (STEP_DEG, STEP_INPLANE_MM, STEP_DEPTH_MM),
+    bounds: tuple[float, float, float] = (BOUND_DEG, BOUND_INPLANE_MM, BOUND_DEPTH_MM),
 ) -> Result:
     """Maximise GC(radiograph, DRR of ``volume``) over the body's pose.
 
     ``volume`` holds what the radiograph shows of the body (e.g. attenuation, one
     channel; several channels are summed). ``mask`` (radiograph's shape) marks pixels
-    to compare.
+    to compare. ``steps`` and ``bounds`` (degrees, in-plane mm, depth mm) set the
+    search's first spread and limits: a femur hangs in its hip joint, so it turns freely
+    about its head but hardly moves.
     """
     start = time.perf_counter()
     pose = np.asarray(initial_camera_from_ct, float)
@@ -138,8 +142,8 @@ def register_rigid(
             drr = project(vol, g, poses, integrator="trilinear").sum(dim=1)
             return gradient_correlation(fixed_t, drr, mask=m, sigma_px=level.sigma_px).numpy()
 
-        stds = [STEP_DEG] * 3 + [STEP_INPLANE_MM] * 2 + [STEP_DEPTH_MM]
-        bounds = [BOUND_DEG] * 3 + [BOUND_INPLANE_MM] * 2 + [BOUND_DEPTH_MM]
+        stds = [steps[0]] * 3 + [steps[1]] * 2 + [steps[2]]
+        limits = [bounds[0]] * 3 + [bounds[1]] * 2 + [bounds[2]]
         if records:  # finer levels start near the answer: search closer
             stds = [s / 3.0 for s in stds]
         es = cma.CMAEvolutionStrategy(
@@ -147,7 +151,7 @@ def register_rigid(
             1.0,
             {
                 "CMA_stds": stds,
-                "bounds": [[-b for b in bounds], bounds],
+                "bounds": [[-b for b in limits], limits],
                 "seed": seed,
                 "maxfevals": level.max_evaluations,
                 "tolfun": 1e-5,
