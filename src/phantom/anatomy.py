@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 from conventions.labels import BONE_LABELS
@@ -269,6 +270,13 @@ class Grid:
             axes = [axes[0][box[2]], axes[1][box[1]], axes[2][box[0]]]
         z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
         return np.stack([x, y, z], axis=-1).astype(np.float32)
+
+    def image(self, array: np.ndarray) -> sitk.Image:
+        """``array`` (z, y, x) as a SimpleITK image on this grid."""
+        img = sitk.GetImageFromArray(array)
+        img.SetOrigin(tuple(float(v) for v in self.origin_mm))
+        img.SetSpacing(tuple(float(v) for v in self.spacing_mm))
+        return img
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 
 from anatomy.bmd import spill_shell
+from anatomy.regions import neck_roi_mask, pf_region_mask
 from conventions.ct import write_dicom_series, write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
@@ -28,8 +28,6 @@ from phantom.anatomy import (
 from phantom.density import (
     dxa_projected_area_cm2,
     femur_name,
-    neck_roi,
-    pf_region,
     solve_densities,
     true_landmarks,
 )
@@ -45,13 +43,6 @@ DXA_RELATIVE_ERROR_SD = 0.03
 def subject_rng(seed: int, subject_id: str) -> np.random.Generator:
     """Each subject's own stream: the same subject comes out the same whatever n is."""
     return np.random.default_rng([seed, int(subject_id.lstrip("S"))])
-
-
-def _image(array: np.ndarray, grid) -> sitk.Image:
-    img = sitk.GetImageFromArray(array)
-    img.SetOrigin(tuple(float(v) for v in grid.origin_mm))
-    img.SetSpacing(tuple(float(v) for v in grid.spacing_mm))
-    return img
 
 
 def bmd_truth(
@@ -116,27 +107,28 @@ def generate_subject(
     soft = (hu_soft - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3
     del hu_soft
     true_lm = {side: true_landmarks(params, side) for side in ("L", "R")}
-    region = pf_region(labels, grid, true_lm[target_side])
+    labels_image = grid.image(labels)
+    region = pf_region_mask(labels, labels_image, true_lm[target_side])
     lm = true_lm[target_side]
     pf = bmd_truth(density, soft, region, labels, grid, lm)
-    neck = bmd_truth(density, soft, neck_roi(labels, grid, lm), labels, grid, lm)
+    neck = bmd_truth(density, soft, neck_roi_mask(labels, labels_image, lm), labels, grid, lm)
     del soft
     dxa = pf["areal_bmd_g_cm2"] * (1.0 + rng.normal(0.0, DXA_RELATIVE_ERROR_SD))
 
     if ct_format == "dicom":
         write_dicom_series(
             out / CT_NAMES["dicom"],
-            _image(ct, grid),
+            grid.image(ct),
             subject_id,
             uid_entropy=[str(seed), subject_id],
         )
     elif ct_format == "nifti":
-        write_volume(out / CT_NAMES["nifti"], _image(ct, grid))
+        write_volume(out / CT_NAMES["nifti"], grid.image(ct))
     else:
         raise ValueError(f"ct_format must be nifti or dicom, got {ct_format!r}")
-    write_volume(out / "truth" / "density_mg_cm3.nii.gz", _image(density, grid))
-    write_volume(out / "truth" / "labels.nii.gz", _image(labels, grid))
-    write_volume(out / "truth" / "pf_region.nii.gz", _image(region.astype(np.uint8), grid))
+    write_volume(out / "truth" / "density_mg_cm3.nii.gz", grid.image(density))
+    write_volume(out / "truth" / "labels.nii.gz", labels_image)
+    write_volume(out / "truth" / "pf_region.nii.gz", grid.image(region.astype(np.uint8)))
     landmarks = {k: v.tolist() for side in ("L", "R") for k, v in true_lm[side].points().items()}
     for side in ("L", "R"):
         pelvis = pelvis_frame(params, side)
@@ -172,7 +164,7 @@ def generate_subject(
         side: frames[f"femur_{'left' if side == 'L' else 'right'}"]["head_center"]
         for side in ("L", "R")
     }
-    body, femurs = split_bodies(hu_clean, labels, _image(hu_clean, grid), scanner.hu(MUSCLE_MG_CM3))
+    body, femurs = split_bodies(hu_clean, labels, grid.image(hu_clean), scanner.hu(MUSCLE_MG_CM3))
     truth["radiographs"] = []
     for label in poses:
         view = draw_view(label, view_rng, (heads["L"] + heads["R"]) / 2)

@@ -14,7 +14,7 @@ import numpy as np
 
 from anatomy.bmd import spill_shell
 from anatomy.landmarks import FemurLandmarks
-from anatomy.regions import dxa_rotation, neck_roi_of_points, pf_region_of_points
+from anatomy.regions import dxa_rotation, pf_region_mask
 from conventions.labels import BONE_LABELS
 from phantom.acquisition import MUSCLE_MG_CM3, TRABECULAR_TEXTURE, bone_fractions
 from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame
@@ -57,33 +57,14 @@ def true_landmarks(p: SubjectParameters, side: str) -> FemurLandmarks:
     )
 
 
-def _voxel_points(mask: np.ndarray, grid: Grid) -> np.ndarray:
-    return grid.origin_mm + np.argwhere(mask)[:, ::-1] * grid.spacing_mm
-
-
-def pf_region(labels: np.ndarray, grid: Grid, lm: FemurLandmarks) -> np.ndarray:
-    """The PF region (:mod:`anatomy.regions`) of the femur on ``lm.side``, from the true
-    landmarks."""
-    femur = labels == BONE_LABELS[femur_name(lm.side)]
-    out = np.zeros(labels.shape, dtype=bool)
-    out[np.nonzero(femur)] = pf_region_of_points(_voxel_points(femur, grid), lm)
-    return out
-
-
-def neck_roi(labels: np.ndarray, grid: Grid, lm: FemurLandmarks) -> np.ndarray:
-    femur = labels == BONE_LABELS[femur_name(lm.side)]
-    out = np.zeros(labels.shape, dtype=bool)
-    out[np.nonzero(femur)] = neck_roi_of_points(_voxel_points(femur, grid), lm)
-    return out
-
-
 def dxa_projected_area_cm2(region: np.ndarray, grid: Grid, lm: FemurLandmarks) -> float:
     """Area of the region's silhouette in the DXA view (:func:`anatomy.regions.dxa_rotation`),
     by sampling the voxelised region (nearest voxel) along parallel rays on a fine grid:
     a computation independent of the DRR engine the pipeline measures it with."""
     rot = dxa_rotation(lm)
     c = lm.head_center
-    q = (_voxel_points(region, grid) - c) @ rot.T  # voxel centres in the neutral frame
+    centres = grid.origin_mm + np.argwhere(region)[:, ::-1] * grid.spacing_mm
+    q = (centres - c) @ rot.T  # voxel centres in the neutral frame
     half = np.linalg.norm(grid.spacing_mm) / 2
     lo, hi = q.min(axis=0) - half, q.max(axis=0) + half
     h = SILHOUETTE_STEP_MM
@@ -112,7 +93,7 @@ def solve_densities(
     target then misses it, and the truth records what was reached)."""
     name = femur_name(side)
     lm = true_landmarks(p, side)
-    region = pf_region(labels, grid, lm)
+    region = pf_region_mask(labels, grid.image(labels), lm)
     area_cm2 = dxa_projected_area_cm2(region, grid, lm)
     z_mm = grid.origin_mm[2] + grid.spacing_mm[2] * np.arange(grid.size_xyz[2])
     z_mm = np.broadcast_to(z_mm[:, None, None], region.shape)
