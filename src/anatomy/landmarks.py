@@ -308,12 +308,14 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
     posteromedial = _unit([-s, 1.0, 0.0])
     levels, reach, tips = [], [], []
     neck_low = junction[2] - radius  # below the neck's lowest reach of the head
+    # ``voxels`` run slice by slice (argwhere's order): each slice is one contiguous run.
+    slice_start = np.searchsorted(voxels[:, 2], z_world - 0.5 * spacing[2])
+    slice_end = np.searchsorted(voxels[:, 2], z_world + 0.5 * spacing[2])
     for kz in np.nonzero(femur.any(axis=(1, 2)))[0]:
         z = z_world[kz]
         if not (centre[2] - SHAFT_BELOW_HEAD_MM - 20 <= z <= neck_low):
             continue
-        pts = np.argwhere(femur[kz])[:, ::-1].astype(float)
-        pts = np.column_stack([pts, np.full(len(pts), kz)]) @ m[:3, :3].T + m[:3, 3]
+        pts = voxels[slice_start[kz] : slice_end[kz]]
         axis_pt = shaft_point + shaft_axis * ((z - shaft_point[2]) / shaft_axis[2])
         proj = (pts - axis_pt) @ posteromedial
         j = int(np.argmax(proj))
