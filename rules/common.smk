@@ -115,8 +115,9 @@ def segmentation_inputs(wildcards):
         "ct": f"results/subjects/{wildcards.subject}/ct/ct_hu.nii.gz",
         "density": f"results/subjects/{wildcards.subject}/ct/density_mg_cm3.nii.gz",
     }
-    if subject_row(wildcards).get("bone_masks"):
-        inputs["masks"] = subject_row(wildcards)["bone_masks"]
+    masks = subject_row(wildcards).get("bone_masks")
+    if masks:
+        inputs["masks"] = masks
     return inputs
 
 
@@ -137,8 +138,9 @@ def segmentation_method(wildcards):
 
 def landmarks_inputs(wildcards):
     inputs = {"labels": f"results/subjects/{wildcards.subject}/ct/labels.nii.gz"}
-    if subject_row(wildcards).get("landmarks"):
-        inputs["slicer"] = subject_row(wildcards)["landmarks"]
+    slicer = subject_row(wildcards).get("landmarks")
+    if slicer:
+        inputs["slicer"] = slicer
     return inputs
 
 

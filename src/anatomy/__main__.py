@@ -29,13 +29,13 @@ from conventions.landmarks import read_slicer_landmarks
 SIDES = ("L", "R")
 
 
-def _labels(path: str, subject: str) -> tuple[sitk.Image, np.ndarray]:
+def _labels(path: str) -> tuple[sitk.Image, np.ndarray]:
     image = read_ct(path)
     return image, sitk.GetArrayFromImage(image).astype(np.uint8)
 
 
 def landmarks_command(a) -> int:
-    image, labels = _labels(a.labels, a.subject)
+    image, labels = _labels(a.labels)
     expert = read_slicer_landmarks(a.slicer) if a.slicer else {}
     femurs, warnings, used = {}, [], {}
     for side in SIDES:
@@ -77,7 +77,7 @@ def read_femur_landmarks(path: str, side: str, subject: str) -> FemurLandmarks:
 
 
 def ct_bmd_command(a) -> int:
-    image, labels = _labels(a.labels, a.subject)
+    image, labels = _labels(a.labels)
     density_image = read_ct(a.density)
     if (
         density_image.GetSize() != image.GetSize()

@@ -9,16 +9,15 @@ Density is shown in mg/cm³ HA; the patient's right is on the image's left (radi
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import SimpleITK as sitk
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+from matplotlib.patches import Circle
 
 from conventions.ct import read_ct
 from conventions.files import atomic_path
+from conventions.geometry import read_json_object
 from conventions.labels import BONE_LABELS
 
 WINDOW_MG_CM3 = (-200.0, 1200.0)
@@ -64,10 +63,6 @@ def _lps(image: sitk.Image) -> sitk.Image:
     return sitk.DICOMOrient(image, "LPS")
 
 
-def _read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def _calibration_panels(ax_slice, ax_line, density: np.ndarray, image, calibration: dict):
     method = calibration.get("method", "?")
     slope, intercept = calibration["slope_hu_per_mg_cm3"], calibration["intercept_hu"]
@@ -78,7 +73,7 @@ def _calibration_panels(ax_slice, ax_line, density: np.ndarray, image, calibrati
         for rod in rods:
             i, j, _ = image.TransformPhysicalPointToContinuousIndex((rod["x_mm"], rod["y_mm"], 0.0))
             r = rod["radius_mm"] / image.GetSpacing()[0]
-            ax_slice.add_patch(_circle((i, j), r))
+            ax_slice.add_patch(Circle((i, j), r, fill=False, color="yellow", lw=1))
             ax_slice.annotate(
                 f"{rod.get('density_mg_cm3', 0):g}",
                 (i, j + 2.2 * r),
@@ -114,12 +109,6 @@ def _calibration_panels(ax_slice, ax_line, density: np.ndarray, image, calibrati
     ax_line.legend(fontsize=7)
 
 
-def _circle(centre, radius):
-    from matplotlib.patches import Circle
-
-    return Circle(centre, radius, fill=False, color="yellow", lw=1)
-
-
 def ct_montage(
     density_path,
     calibration_path,
@@ -137,10 +126,10 @@ def ct_montage(
     labels = sitk.GetArrayFromImage(_lps(read_ct(labels_path))).astype(np.uint8)
     region = sitk.GetArrayFromImage(_lps(read_ct(region_path))) > 0
     drr = sitk.GetArrayFromImage(sitk.ReadImage(str(drr_path)))
-    calibration = _read_json(calibration_path)
-    segmentation = _read_json(segmentation_path)
-    landmarks = _read_json(landmarks_path)
-    bmd = _read_json(ct_bmd_path)
+    calibration = read_json_object(calibration_path)
+    segmentation = read_json_object(segmentation_path)
+    landmarks = read_json_object(landmarks_path)
+    bmd = read_json_object(ct_bmd_path)
     side = bmd["side"]
     head = np.asarray(landmarks["landmarks"][f"head_center_{side}"])
     _, j, k = image.TransformPhysicalPointToIndex(head.tolist())
