@@ -7,9 +7,8 @@ translation (mm), both along the camera's axes, so in-plane (x, y) and depth (z)
 their own scales and bounds; depth is what a single view constrains least. Each CMA-ES
 generation is rendered as one batch of DRRs. Levels run coarse to fine: the images
 binned by ``factor`` and the volume by ``volume_factor`` (the same by default), each
-level starting where the last one ended. Binned images bias depth by millimetres (GC
-favours a slightly magnified DRR there), so a precise result needs a last level at full
-image resolution; its volume may stay coarse.
+level starting where the last one ended. Another body's DRR may be added to every
+moving image as a fixed background (the pelvis behind the femur).
 """
 
 from __future__ import annotations
@@ -29,9 +28,11 @@ from drr.projector import project
 from drr.volume import Volume
 from registration.similarity import gradient_correlation
 
-# Search scales (1 SD of CMA-ES's first generation) and bounds of the correction.
-STEP_DEG, STEP_INPLANE_MM, STEP_DEPTH_MM = 4.0, 6.0, 15.0
-BOUND_DEG, BOUND_INPLANE_MM, BOUND_DEPTH_MM = 30.0, 60.0, 120.0
+# Search scales (1 SD of CMA-ES's first generation) and bounds of the correction, in the
+# order of its parameters: rotation vector about camera x, y, z (degrees), translation
+# along camera x, y, z (mm). Camera z is depth, which a single view constrains least.
+RIGID_STEPS = (4.0, 4.0, 4.0, 6.0, 6.0, 15.0)
+RIGID_BOUNDS = (30.0, 30.0, 30.0, 60.0, 60.0, 120.0)
 
 
 @dataclass
@@ -40,13 +41,14 @@ class Level:
     sigma_px: float = 1.0  # smoothing before the gradients
     max_evaluations: int = 1500
     volume_factor: int | None = None  # volume downsampling; None: as the image
+    step_scale: float = 1.0  # CMA-ES's first spread, as a fraction of ``steps``
 
     @property
     def volume_downsampling(self) -> int:
         return self.factor if self.volume_factor is None else self.volume_factor
 
 
-DEFAULT_LEVELS = (Level(4, 1.0, 1200), Level(2, 1.0, 800))
+DEFAULT_LEVELS = (Level(4, 1.0, 1200), Level(2, 1.0, 800, step_scale=1 / 3))
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Result:
     gc: float
     evaluations: int
     seconds: float
-    levels: list[dict] = field(default_factory=list)
+    levels: list[dict] = field(default_factory=list)  # per level: factor, gc, evaluations, pose
 
 
 def correction(x: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
@@ -79,6 +81,7 @@ def downsample_geometry(g: ProjectionGeometry, f: int) -> ProjectionGeometry:
 
 
 def downsample_image(image: np.ndarray, f: int) -> np.ndarray:
+    """f × f block means (rows and cols cut to multiples of f)."""
     t = torch.as_tensor(np.asarray(image, np.float32))[None, None]
     return F.avg_pool2d(t, f)[0, 0].numpy() if f > 1 else np.asarray(image, np.float32)
 
@@ -93,6 +96,70 @@ def downsample_volume(volume: Volume, f: int) -> Volume:
     return Volume(data, volume.ct_from_index @ scale, volume.channels)
 
 
+class Scene:
+    """One level's fixed image, mask, background and volume, and GC of a batch of poses.
+
+    ``background`` (full-resolution line integrals, e.g. the pelvis's DRR when the femur
+    is searched) is added to every DRR: line integrals add, so the moving image is the
+    whole scene, and edges the body does not explain are not held against it.
+    """
+
+    def __init__(self, volume, radiograph, geometry, level: Level, mask=None, background=None):
+        f = level.factor
+        self.geometry = g = downsample_geometry(geometry, f)
+        self.fixed = torch.from_numpy(downsample_image(radiograph, f)[: g.rows, : g.cols])
+        self.mask = None if mask is None else downsample_image(mask, f)[: g.rows, : g.cols] > 0.99
+        self.background = (
+            None
+            if background is None
+            else torch.from_numpy(downsample_image(background, f)[: g.rows, : g.cols])
+        )
+        self.volume = downsample_volume(volume, level.volume_downsampling)
+        self.sigma_px = level.sigma_px
+
+    def drr(self, poses: np.ndarray) -> torch.Tensor:
+        d = project(self.volume, self.geometry, poses, integrator="trilinear").sum(dim=1)
+        return d if self.background is None else d + self.background
+
+    def gc(self, poses: np.ndarray) -> np.ndarray:
+        return gradient_correlation(
+            self.fixed, self.drr(poses), mask=self.mask, sigma_px=self.sigma_px
+        ).numpy()
+
+
+def cma_search(
+    scene: Scene,
+    base: np.ndarray,
+    centre_ct: np.ndarray,
+    x0: np.ndarray,
+    stds,
+    bounds,
+    max_evaluations: int,
+    seed: int,
+) -> tuple[np.ndarray, float, int]:
+    """CMA-ES from ``x0`` over the correction x of ``base`` about ``centre_ct`` (|x| ≤
+    ``bounds``); each generation is one batch of DRRs. Returns the best x, its GC and
+    the evaluations spent."""
+    centre = transform_points(base, centre_ct)
+    es = cma.CMAEvolutionStrategy(
+        np.asarray(x0, float),
+        1.0,
+        {
+            "CMA_stds": list(stds),
+            "bounds": [[-b for b in bounds], list(bounds)],
+            "seed": seed,
+            "maxfevals": max_evaluations,
+            "tolfun": 1e-5,
+            "verbose": -9,
+        },
+    )
+    while not es.stop():
+        xs = es.ask()
+        poses = np.stack([correction(x, centre) @ base for x in xs])
+        es.tell(xs, list(-scene.gc(poses)))
+    return np.asarray(es.result.xbest), float(-es.result.fbest), int(es.result.evaluations)
+
+
 def register_rigid(
     volume: Volume,
     radiograph: np.ndarray,
@@ -102,71 +169,56 @@ def register_rigid(
     mask: np.ndarray | None = None,
     levels=DEFAULT_LEVELS,
     seed: int = 2023,
-    steps: tuple[float, float, float] = (STEP_DEG, STEP_INPLANE_MM, STEP_DEPTH_MM),
-    bounds: tuple[float, float, float] = (BOUND_DEG, BOUND_INPLANE_MM, BOUND_DEPTH_MM),
+    steps=RIGID_STEPS,
+    bounds=RIGID_BOUNDS,
+    background: np.ndarray | None = None,
+    starts: list[np.ndarray] | None = None,
+    good_gc: float = 1.0,
 ) -> Result:
-    """Maximise GC(radiograph, DRR of ``volume``) over the body's pose.
+    """Maximise GC(radiograph, DRR of ``volume`` [+ ``background``]) over the body's pose.
 
-    ``volume`` holds what the radiograph shows of the body (e.g. attenuation, one
-    channel; several channels are summed). ``mask`` (radiograph's shape) marks pixels
-    to compare. ``steps`` and ``bounds`` (degrees, in-plane mm, depth mm) set the
-    search's first spread and limits: a femur hangs in its hip joint, so it turns freely
-    about its head but hardly moves.
+    ``volume`` holds what the radiograph shows of the body (several channels are summed).
+    ``mask`` (radiograph's shape) marks pixels to compare. ``steps`` and ``bounds`` (six
+    values: rotation vector in degrees, translation in mm, camera axes) set the search's
+    first spread and its limits about the start, over all levels: a femur hangs in its
+    hip joint, so it turns about its head but hardly moves.
+
+    Restarts: the first level runs from ``initial_camera_from_ct`` and then from each of
+    ``starts`` (e.g. the coarse search's runners-up, with a new seed each) until one
+    reaches ``good_gc``; the best goes on to the finer levels.
     """
-    start = time.perf_counter()
-    pose = np.asarray(initial_camera_from_ct, float)
+    t0 = time.perf_counter()
+    base = np.asarray(initial_camera_from_ct, float)
+    x = np.zeros(6)
     total, records, gc = 0, [], float("nan")
-    for level in levels:
-        g = downsample_geometry(geometry, level.factor)
-        fixed = downsample_image(radiograph, level.factor)[: g.rows, : g.cols]
-        m = (
-            None
-            if mask is None
-            else downsample_image(mask, level.factor)[: g.rows, : g.cols] > 0.99
-        )
-        vol = downsample_volume(volume, level.volume_downsampling)
-        centre = transform_points(pose, centre_ct)
-        fixed_t = torch.from_numpy(fixed)
-
-        def score(
-            xs: list[np.ndarray],
-            pose=pose,
-            centre=centre,
-            g=g,
-            vol=vol,
-            fixed_t=fixed_t,
-            m=m,
-            level=level,
-        ) -> np.ndarray:
-            poses = np.stack([correction(x, centre) @ pose for x in xs])
-            drr = project(vol, g, poses, integrator="trilinear").sum(dim=1)
-            return gradient_correlation(fixed_t, drr, mask=m, sigma_px=level.sigma_px).numpy()
-
-        stds = [steps[0]] * 3 + [steps[1]] * 2 + [steps[2]]
-        limits = [bounds[0]] * 3 + [bounds[1]] * 2 + [bounds[2]]
-        if records:  # finer levels start near the answer: search closer
-            stds = [s / 3.0 for s in stds]
-        es = cma.CMAEvolutionStrategy(
-            np.zeros(6),
-            1.0,
+    for i, level in enumerate(levels):
+        scene = Scene(volume, radiograph, geometry, level, mask, background)
+        stds = [s * level.step_scale for s in steps]
+        candidates = [(base, x)] + ([(s, np.zeros(6)) for s in starts or []] if i == 0 else [])
+        best = None
+        spent = 0
+        for k, (b, x0) in enumerate(candidates):
+            found = cma_search(
+                scene, b, centre_ct, x0, stds, bounds, level.max_evaluations, seed + k
+            )
+            spent += found[2]
+            if best is None or found[1] > best[2]:
+                best = (b, found[0], found[1])
+            if best[2] >= good_gc:
+                break
+        base, x, gc = best
+        total += spent
+        pose = correction(x, transform_points(base, centre_ct)) @ base
+        records.append(
             {
-                "CMA_stds": stds,
-                "bounds": [[-b for b in limits], limits],
-                "seed": seed,
-                "maxfevals": level.max_evaluations,
-                "tolfun": 1e-5,
-                "verbose": -9,
-            },
+                "factor": level.factor,
+                "gc": gc,
+                "evaluations": spent,
+                "camera_from_ct": pose.tolist(),
+            }
         )
-        while not es.stop():
-            xs = es.ask()
-            es.tell(xs, list(-score(xs)))
-        best = es.result.xbest
-        pose = correction(best, centre) @ pose
-        gc = float(-es.result.fbest)
-        total += es.result.evaluations
-        records.append({"factor": level.factor, "gc": gc, "evaluations": es.result.evaluations})
-    return Result(pose, gc, total, time.perf_counter() - start, records)
+    pose = correction(x, transform_points(base, centre_ct)) @ base
+    return Result(pose, gc, total, time.perf_counter() - t0, records)
 
 
 def mean_projection_distance(points_ct, pose_a, pose_b, geometry: ProjectionGeometry) -> float:

@@ -1,0 +1,247 @@
+"""Register a hip CT to one radiograph: the pelvis, then the target-side femur.
+
+The pelvis (both hip bones and the sacrum) is registered first, over all six degrees of
+freedom. The femur's pose differs from the CT's (standing, abduction, adduction), but
+its head stays in the acetabulum: it is searched as a rotation about the head centre
+(from the landmarks stage) with a few millimetres of play, while the pelvis and the
+other femur, rendered at the pelvis's pose, stand behind it as a fixed background. Its
+comparison is limited to the target side of the image (split between the heads).
+
+Every body's result is assessed (:mod:`registration.assess`) and carries a status.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from conventions.geometry import ProjectionGeometry
+from conventions.pose import ap_pose, project_ct_points
+from drr.projector import project
+from drr.volume import Volume
+from registration.assess import Thresholds, assess, body_points
+from registration.initialise import distinct_starts, grid_search, in_plane_grid, rotation_grid
+from registration.rigid import Level, Result, Scene, register_rigid
+
+# Source-to-patient distance when the DICOM does not give it: the detector distance less
+# the table, grid and detector housing behind the patient (typical bucky geometry).
+PATIENT_TO_DETECTOR_MM = 160.0
+
+
+@dataclass
+class BodySearch:
+    """How one body is searched: coarse grid, then CMA-ES levels."""
+
+    levels: tuple[Level, ...]
+    steps: tuple[float, ...]
+    bounds: tuple[float, ...]
+    grid_factor: int
+    grid_volume_factor: int
+    restarts: int = 2  # runners-up of the grid tried when the first start scores < good_gc
+    good_gc: float = 0.35
+
+
+PELVIS_SEARCH = BodySearch(
+    levels=(
+        Level(8, 1.0, 1200),
+        Level(4, 1.0, 800, step_scale=1 / 3),
+        Level(2, 1.0, 400, step_scale=1 / 6),
+    ),
+    steps=(3.0, 3.0, 3.0, 3.0, 3.0, 15.0),
+    bounds=(20.0, 20.0, 20.0, 30.0, 30.0, 120.0),
+    grid_factor=8,
+    grid_volume_factor=8,
+)
+FEMUR_SEARCH = BodySearch(
+    levels=(
+        Level(4, 1.0, 600, volume_factor=2),
+        Level(2, 1.0, 400, volume_factor=2, step_scale=0.5),
+        Level(1, 1.0, 240, volume_factor=1, step_scale=0.25),
+    ),
+    # Out-of-plane turns (flexion, rotation about the shaft) are small and weakly seen;
+    # the in-plane turn (ab/adduction) was set by the grid; the head barely translates.
+    steps=(2.0, 2.0, 2.0, 0.3, 0.3, 0.3),
+    bounds=(15.0, 15.0, 15.0, 2.0, 2.0, 2.0),
+    grid_factor=4,
+    grid_volume_factor=2,
+)
+FEMUR_GRID_DEG = np.arange(-40.0, 40.0 + 1e-9, 2.0)
+
+
+@dataclass
+class BodyResult:
+    name: str
+    result: Result
+    assessment: dict
+    initial_camera_from_ct: np.ndarray
+    centre_ct: np.ndarray
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "body": self.name,
+            "camera_from_ct": self.result.camera_from_ct.tolist(),
+            "gc": self.result.gc,
+            **self.assessment,
+            "evaluations": self.result.evaluations,
+            "seconds": round(self.seconds, 2),
+            "centre_of_rotation_lps_mm": self.centre_ct.tolist(),
+            "initial_camera_from_ct": self.initial_camera_from_ct.tolist(),
+            "levels": self.result.levels,
+            **self.extra,
+        }
+
+
+def standard_start(heads_ct: np.ndarray, geometry: ProjectionGeometry) -> np.ndarray:
+    """AP view centred at the femoral heads' midpoint, at the DICOM's source distance."""
+    sod = geometry.source_to_patient_mm
+    if sod is None:
+        sod = geometry.sdd_mm - PATIENT_TO_DETECTOR_MM
+    return ap_pose(np.mean(heads_ct, axis=0), sod).camera_from_ct
+
+
+def film_mask(pixels: np.ndarray) -> np.ndarray:
+    """Pixels worth comparing: not saturated (burnt-out borders, collimator shadow, burnt-in
+    text all sit at the image's extremes). 1 = use."""
+    lo, hi = float(pixels.min()), float(pixels.max())
+    span = hi - lo
+    if span <= 0:
+        return np.zeros(pixels.shape, np.float32)
+    extreme = (pixels <= lo + 1e-3 * span) | (pixels >= hi - 1e-3 * span)
+    return (~extreme).astype(np.float32)
+
+
+def side_mask(
+    geometry: ProjectionGeometry, pelvis_pose: np.ndarray, heads_ct: np.ndarray, side: str
+) -> np.ndarray:
+    """The image half holding the ``side`` femur: split at the column between the heads."""
+    cols = project_ct_points(np.asarray(heads_ct), pelvis_pose, geometry)[:, 1]
+    split = round(float(np.mean(cols)))
+    mask = np.zeros((geometry.rows, geometry.cols), np.float32)
+    on_right = cols[0 if side == "L" else 1] > split  # heads_ct is ordered (L, R)
+    if on_right:
+        mask[:, max(split, 0) :] = 1.0
+    else:
+        mask[:, : max(split, 0)] = 1.0
+    return mask
+
+
+def register_body(
+    name: str,
+    volume: Volume,
+    pixels: np.ndarray,
+    geometry: ProjectionGeometry,
+    start: np.ndarray,
+    centre_ct: np.ndarray,
+    search: BodySearch,
+    grid: np.ndarray | None,
+    mask: np.ndarray | None,
+    thresholds: Thresholds,
+    background: np.ndarray | None = None,
+    seed: int = 2023,
+) -> BodyResult:
+    """Grid (unless ``grid`` is None: an explicit start is used as is), CMA-ES, assessment."""
+    t0 = time.perf_counter()
+    points = body_points(volume)
+    starts: list[np.ndarray] = []
+    first = start
+    if grid is not None:
+        coarse = Scene(
+            volume,
+            pixels,
+            geometry,
+            Level(search.grid_factor, 1.0, 0, volume_factor=search.grid_volume_factor),
+            mask,
+            background,
+        )
+        poses, _ = grid_search(coarse, start, centre_ct, grid)
+        ranked = distinct_starts(poses, points, search.restarts + 1, apart_mm=5.0)
+        first, starts = ranked[0], ranked[1:]
+    result = register_rigid(
+        volume,
+        pixels,
+        geometry,
+        first,
+        centre_ct,
+        mask=mask,
+        levels=search.levels,
+        seed=seed,
+        steps=search.steps,
+        bounds=search.bounds,
+        background=background,
+        starts=starts,
+        good_gc=search.good_gc,
+    )
+    finest = Scene(volume, pixels, geometry, search.levels[-1], mask, background)
+    verdict = assess(result, finest, points, centre_ct, thresholds)
+    return BodyResult(name, result, verdict, start, centre_ct, time.perf_counter() - t0)
+
+
+def register_hip(
+    bodies: dict[str, Volume],
+    pixels: np.ndarray,
+    geometry: ProjectionGeometry,
+    heads_ct: np.ndarray,
+    side: str,
+    initial_pelvis: np.ndarray | None = None,
+    initial_femur: np.ndarray | None = None,
+    thresholds: Thresholds | None = None,
+    seed: int = 2023,
+) -> dict[str, BodyResult]:
+    """Pelvis, then the ``side`` femur. ``bodies`` from :func:`registration.bodies.hip_bodies`;
+    ``heads_ct`` the (L, R) femoral head centres (LPS mm). An initial pose given for a
+    body is used as is (no grid); otherwise the standard AP start and the grid."""
+    thresholds = thresholds or Thresholds()
+    heads_ct = np.asarray(heads_ct, float)
+    usable = film_mask(pixels)
+    if initial_pelvis is None:
+        pelvis_start, pelvis_grid = standard_start(heads_ct, geometry), in_plane_grid()
+    else:
+        pelvis_start, pelvis_grid = np.asarray(initial_pelvis, float), None
+    pelvis = register_body(
+        "pelvis",
+        bodies["pelvis"],
+        pixels,
+        geometry,
+        pelvis_start,
+        heads_ct.mean(axis=0),
+        PELVIS_SEARCH,
+        pelvis_grid,
+        usable,
+        thresholds,
+        seed=seed,
+    )
+    pelvis_pose = pelvis.result.camera_from_ct
+    # The pelvis and the other femur behind the target femur, at the pelvis's pose.
+    behind = [project(bodies["pelvis"], geometry, pelvis_pose).sum(dim=1)[0].numpy()]
+    if "femur_other" in bodies:
+        behind.append(project(bodies["femur_other"], geometry, pelvis_pose).sum(dim=1)[0].numpy())
+    background = np.sum(behind, axis=0)
+    head = heads_ct[0 if side == "L" else 1]
+    mask = usable * side_mask(geometry, pelvis_pose, heads_ct, side)
+    if initial_femur is None:
+        femur_start, femur_grid = pelvis_pose, rotation_grid(FEMUR_GRID_DEG)
+    else:
+        femur_start, femur_grid = np.asarray(initial_femur, float), None
+    femur = register_body(
+        "femur",
+        bodies["femur"],
+        pixels,
+        geometry,
+        femur_start,
+        head,
+        FEMUR_SEARCH,
+        femur_grid,
+        mask,
+        thresholds,
+        background=background,
+        seed=seed,
+    )
+    femur.extra["side"] = side
+    if pelvis.assessment["status"] == "failed" and femur.assessment["status"] != "failed":
+        femur.assessment["status"] = "suspect"
+        femur.assessment["reasons"].append("the pelvis it was placed against failed")
+    return {"pelvis": pelvis, "femur": femur}
