@@ -1,0 +1,104 @@
+"""Registration on radiographs simulated from a real CT at known poses (issue 6): the
+pelvis and the right femur (the left holds metal screws) from the automatic start.
+
+TotalSegmentator's example CT (3 mm, HU) with its own bone labels mapped onto ours;
+radiographs rendered as the synthetic cohort's are (:mod:`phantom.radiographs`), each
+femur turned about its head centre, a sphere fitted to the femur's surface facing the
+acetabulum (the CT ends ~3 cm below the heads: the landmarks stage cannot run on it).
+benchmarks/registration_real.py runs the same on twelve radiographs and both sides.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from anatomy.landmarks import SIDE_SIGN, boundary_points, fit_sphere, voxel_points
+from conventions.labels import BONE_LABELS, TOTALSEGMENTATOR_LABELS, femur_label, hip_label
+from phantom.radiographs import Detector, draw_view, render_view, split_bodies
+from registration.bodies import hip_bodies
+from registration.hip import register_hip
+from registration.rigid import mean_projection_distance, target_registration_error
+from segmentation.heads import covered_direction
+
+
+@pytest.fixture(scope="module")
+def real_ct():
+    from cohort.example_data import totalsegmentator_example
+
+    try:
+        paths = totalsegmentator_example()
+    except RuntimeError as e:
+        pytest.skip(f"TotalSegmentator's example CT cannot be downloaded (offline?): {e}")
+    ct = sitk.DICOMOrient(sitk.ReadImage(str(paths["ct"]), sitk.sitkFloat32), "LPS")
+    theirs = sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(paths["labels"])), "LPS"))
+    labels = np.zeros(theirs.shape, np.uint8)
+    for name, value in BONE_LABELS.items():
+        labels[theirs == TOTALSEGMENTATOR_LABELS[name]] = value
+    return ct, labels
+
+
+def head_centre(labels: np.ndarray, ct: sitk.Image, side: str) -> np.ndarray:
+    """Sphere fitted to the femur's surface within 70° of the acetabular roof's direction
+    (head only, no neck), from the femur's thickest point."""
+    femur = labels == femur_label(side)
+    depth = ndimage.distance_transform_edt(femur, sampling=ct.GetSpacing()[::-1])
+    seed = np.zeros_like(femur)
+    seed[np.unravel_index(np.argmax(depth), femur.shape)] = True
+    centre, radius = voxel_points(seed, ct)[0], float(depth.max())
+    surface = boundary_points(femur, ct)
+    roof = covered_direction(SIDE_SIGN[side])
+    for _ in range(4):
+        rel = surface - centre
+        d = np.linalg.norm(rel, axis=1)
+        sel = (np.abs(d - radius) < max(3.0, 0.25 * radius)) & (rel @ roof > d * np.cos(1.22))
+        centre, radius, rms = fit_sphere(surface[sel])
+    assert 18.0 < radius < 30.0 and rms < 1.5, (side, radius, rms)  # a femoral head
+    return centre
+
+
+@pytest.mark.realdata
+@pytest.mark.xfail(
+    reason="issue 6 not yet met on the real CT: the short femur's in-plane turn is missed in "
+    "abduction (mPD ~20 mm, status ok) and depth errors give mTRE 3-5 mm",
+    raises=AssertionError,  # anything else (an API change, a crash) still fails
+    strict=False,
+)
+def test_registration_on_a_real_ct_meets_the_issues_criterion(real_ct):
+    ct, labels = real_ct
+    hu = sitk.GetArrayFromImage(ct)
+    heads = {side: head_centre(labels, ct, side) for side in ("L", "R")}
+    midline = (heads["L"] + heads["R"]) / 2
+    # Target points: the head centre and the femur's most lateral and lowest voxels (the
+    # greater trochanter's face, the cut proximal shaft); for the pelvis also the other
+    # head and both hip bones' most superior voxels (iliac crests).
+    femur = voxel_points(labels == femur_label("R"), ct)
+    crests = [voxel_points(labels == hip_label(s), ct) for s in ("L", "R")]
+    femoral = np.array([heads["R"], femur[np.argmin(femur[:, 0])], femur[np.argmin(femur[:, 2])]])
+    points = {
+        "femur": femoral,
+        "pelvis": np.vstack([femoral, heads["L"], *[c[np.argmax(c[:, 2])] for c in crests]]),
+    }
+    body, femurs = split_bodies(hu, labels, ct, muscle_hu=30.0)  # the CT's muscle, about
+    bodies = hip_bodies(ct, labels, "R")
+    rng = np.random.default_rng(6)
+    for label in ("abduction", "standing"):
+        view = draw_view(label, rng, midline)
+        image, geometry, poses = render_view(body, femurs, heads, view, Detector(), rng)
+        t0 = time.perf_counter()
+        out = register_hip(
+            bodies, image["processed"].astype(np.float32), geometry, heads["R"], midline, "R"
+        )
+        seconds = time.perf_counter() - t0
+        for name, true in (("pelvis", poses["pelvis"]), ("femur", poses["femur_right"])):
+            pose = out[name].result.camera_from_ct
+            mpd = mean_projection_distance(points[name], pose, true, geometry)
+            mtre = target_registration_error(points[name], pose, true)
+            status = out[name].assessment["status"]
+            print(f"{label} {name}: mPD {mpd:.2f}, mTRE {mtre:.2f} mm, {status}, {seconds:.0f} s")
+            assert mpd < 1.0 and mtre < 3.0, (label, name, mpd, mtre)
+            assert status == "ok", (label, name, out[name].assessment)
