@@ -19,6 +19,7 @@ include: "rules/cohort.smk"
 include: "rules/calibration.smk"
 include: "rules/segmentation.smk"
 include: "rules/anatomy.smk"
+include: "rules/registration.smk"
 
 
 rule all:

@@ -82,7 +82,9 @@ def main() -> int:
                 view = json.loads(
                     (root / "synthetic" / s / "truth" / "radiographs" / f"{image}.json").read_text()
                 )
-                out = register_hip(bodies, r.pixels, r.geometry, heads, side)
+                out = register_hip(
+                    bodies, r.pixels, r.geometry, lm[f"head_center_{side}"], heads.mean(0), side
+                )
                 for body, res in out.items():
                     true = np.array(view["camera_from_ct"][true_key[body]])
                     pose = res.result.camera_from_ct

@@ -28,6 +28,7 @@ SYNTHETIC = not config["cohort"]["subjects"]
 # validate() filled in every default the schema declares.
 CALIBRATION = config["calibration"]
 SEGMENTATION = config["segmentation"]
+REGISTRATION = config["registration"]
 SYNTHETIC_DIR = "results/synthetic"
 
 if SYNTHETIC:
@@ -169,6 +170,38 @@ def geometry_argument(wildcards, input):
     return f"--geometry {shlex.quote(input.geometry)}" if "geometry" in input.keys() else ""
 
 
+def registration_inputs(wildcards):
+    """The CT stages' products and the imported radiograph, plus the manifest's initial
+    poses where the row gives them."""
+    subject = f"results/subjects/{wildcards.subject}"
+    inputs = {
+        "ct": f"{subject}/ct/ct_hu.nii.gz",
+        "labels": f"{subject}/ct/labels.nii.gz",
+        "landmarks": f"{subject}/ct/landmarks.json",
+        "image": f"{subject}/radiographs/{wildcards.image}/radiograph.mha",
+        "geometry": f"{subject}/radiographs/{wildcards.image}/geometry.json",
+    }
+    row = radiograph_row(wildcards)
+    for body in ("pelvis", "femur"):
+        if row.get(f"init_pose_{body}"):
+            inputs[f"init_{body}"] = row[f"init_pose_{body}"]
+    return inputs
+
+
+def init_arguments(wildcards, input):
+    return " ".join(
+        f"--init-{body} {shlex.quote(input[f'init_{body}'])}"
+        for body in ("pelvis", "femur")
+        if f"init_{body}" in input.keys()
+    )
+
+
+def status_arguments(wildcards):
+    return " ".join(
+        f"--{key.replace('_', '-')} {value}" for key, value in REGISTRATION["status"].items()
+    )
+
+
 def radiograph_pairs():
     return [(s, i) for s in SUBJECTS for i in IMAGES[s]]
 
@@ -177,6 +210,10 @@ def all_products():
     return [
         *expand("results/subjects/{subject}/ct/ct_bmd.json", subject=SUBJECTS),
         *expand("results/subjects/{subject}/qc/ct.png", subject=SUBJECTS),
+        *[
+            f"results/subjects/{s}/qc/registration/{i}.png"
+            for s, i in radiograph_pairs()
+        ],
         "results/cohort/fingerprint.json",
         "results/cohort/fingerprint.tsv",
     ]

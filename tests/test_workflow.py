@@ -16,6 +16,8 @@ import SimpleITK as sitk
 
 from conftest import IDENTIFIERS, REPO, write_dicom_ct_series, write_dicom_radiograph
 from conventions.ct import read_ct
+from conventions.pose import read_pose
+from registration.rigid import target_registration_error
 
 WORKFLOW_PARTS = (
     "Snakefile",
@@ -82,6 +84,7 @@ def test_default_config_builds_a_dag(workflow):
     for rule in ("segment", "landmarks", "ct_bmd", "ct_qc"):
         assert counts[rule] == 10
     assert counts["cohort_fingerprint"] == 1
+    assert counts["register"] == counts["registration_qc"] == 10 * 4
 
 
 @pytest.mark.slow
@@ -117,6 +120,21 @@ def test_synthetic_demo_runs_and_caches(workflow):
         )
         assert seg["method"] == "threshold" and not seg["metal"]["present"]
         assert (workflow / f"results/subjects/{subject}/qc/ct.png").stat().st_size > 10_000
+    # Every radiograph registered, pelvis and femur, each with a status; on this coarse CT
+    # (2.5 × 2.5 × 4 mm) the pelvis still places the femoral heads within 4 mm in 3D.
+    for subject in ("S001", "S002"):
+        truth = json.loads((workflow / f"results/synthetic/{subject}/truth/truth.json").read_text())
+        heads = np.array([truth["femurs"][s]["head_center"] for s in ("L", "R")])
+        for image in ("supine", "abduction"):
+            found = workflow / f"results/subjects/{subject}/registration/{image}"
+            view = workflow / f"results/synthetic/{subject}/truth/radiographs/{image}.json"
+            true = np.array(json.loads(view.read_text())["camera_from_ct"]["pelvis"])
+            pelvis = read_pose(found / "pose_pelvis.json")
+            femur = read_pose(found / "pose_femur.json")
+            assert {pelvis.extra["status"], femur.extra["status"]} <= {"ok", "suspect", "failed"}
+            assert femur.extra["side"] == truth["target_side"]
+            assert target_registration_error(heads, pelvis.camera_from_ct, true) < 4.0
+            assert (workflow / f"results/subjects/{subject}/qc/registration/{image}.png").is_file()
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -124,7 +142,8 @@ def test_synthetic_demo_runs_and_caches(workflow):
     with open(workflow / "src" / "qc" / "ct.py", "a") as f:
         f.write("\n# a change\n")
     changed = snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules")
-    assert _job_counts(changed.stdout) == {"ct_qc": 2, "all": 1, "total": 3}
+    # (the qc package also draws the registration overlays)
+    assert _job_counts(changed.stdout) == {"ct_qc": 2, "registration_qc": 4, "all": 1, "total": 7}
     snakemake(workflow, "--configfile", cfg)
     # Rerunning one subject's step touches that subject only.
     one = snakemake(
@@ -146,6 +165,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("report.html") for n in names)
     assert any("fingerprint.tsv" in n for n in names)
     assert any(n.endswith("ct.png") for n in names)  # the CT QC montages
+    assert any(n.endswith("abduction.png") for n in names)  # the registration overlays
 
 
 def _user_cohort(root: Path) -> Path:

@@ -22,7 +22,7 @@ from conventions.errors import InputError
 
 PATH_COLUMNS = {
     "subjects": ("ct", "landmarks", "bone_masks"),
-    "radiographs": ("path", "geometry"),
+    "radiographs": ("path", "geometry", "init_pose_pelvis", "init_pose_femur"),
 }
 
 

@@ -1,6 +1,9 @@
 """``python -m qc``: quality-control figures.
 
-``ct``  the per-subject CT montage (calibration, labels, landmarks, PF region, CT BMD).
+``ct``            the per-subject CT montage (calibration, labels, landmarks, PF region,
+                CT BMD).
+``registration``  a radiograph with the pelvis's and femur's DRR edges at their
+                registered poses, GC and status.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import argparse
 import sys
 
 from qc.ct import ct_montage
+from qc.registration import registration_overlay
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +32,25 @@ def main(argv: list[str] | None = None) -> int:
         "out",
     ):
         p.add_argument(f"--{name}", required=True)
+    p = sub.add_parser("registration", help="DRR edges at the registered poses")
+    for name in ("subject", "image", "xray", "ct", "labels", "side", "pose-pelvis"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--pose-femur", required=True)
+    p.add_argument("--geometry", default=None)
+    p.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    if a.command == "registration":
+        registration_overlay(
+            a.xray,
+            a.geometry,
+            a.ct,
+            a.labels,
+            a.side,
+            {"pelvis": a.pose_pelvis, "femur": a.pose_femur},
+            a.out,
+            f"{a.subject} {a.image}: registration (target side {a.side})",
+        )
+        return 0
     ct_montage(
         a.density,
         a.calibration,

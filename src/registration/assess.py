@@ -32,7 +32,7 @@ class Thresholds:
     gc_failed: float = 0.10
     gc_ok: float = 0.25
     margin_ok: float = 0.03
-    level_shift_mm: float = 3.0
+    level_shift_mm: float = 5.0
 
 
 def body_points(volume: Volume) -> np.ndarray:

@@ -95,12 +95,13 @@ class BodyResult:
         }
 
 
-def standard_start(heads_ct: np.ndarray, geometry: ProjectionGeometry) -> np.ndarray:
-    """AP view centred at the femoral heads' midpoint, at the DICOM's source distance."""
+def standard_start(isocentre_ct: np.ndarray, geometry: ProjectionGeometry) -> np.ndarray:
+    """AP view centred at ``isocentre_ct`` (the femoral heads' midpoint for the hip), at
+    the DICOM's source distance."""
     sod = geometry.source_to_patient_mm
     if sod is None:
         sod = geometry.sdd_mm - PATIENT_TO_DETECTOR_MM
-    return ap_pose(np.mean(heads_ct, axis=0), sod).camera_from_ct
+    return ap_pose(np.asarray(isocentre_ct, float), sod).camera_from_ct
 
 
 def film_mask(pixels: np.ndarray) -> np.ndarray:
@@ -115,14 +116,14 @@ def film_mask(pixels: np.ndarray) -> np.ndarray:
 
 
 def side_mask(
-    geometry: ProjectionGeometry, pelvis_pose: np.ndarray, heads_ct: np.ndarray, side: str
+    geometry: ProjectionGeometry, pelvis_pose: np.ndarray, head_ct: np.ndarray, midline_ct
 ) -> np.ndarray:
-    """The image half holding the ``side`` femur: split at the column between the heads."""
-    cols = project_ct_points(np.asarray(heads_ct), pelvis_pose, geometry)[:, 1]
-    split = round(float(np.mean(cols)))
+    """The image half holding the femoral head ``head_ct``: split at the column of
+    ``midline_ct`` (the heads' midpoint)."""
+    head, mid = project_ct_points(np.array([head_ct, midline_ct]), pelvis_pose, geometry)[:, 1]
+    split = round(float(mid))
     mask = np.zeros((geometry.rows, geometry.cols), np.float32)
-    on_right = cols[0 if side == "L" else 1] > split  # heads_ct is ordered (L, R)
-    if on_right:
+    if head > mid:
         mask[:, max(split, 0) :] = 1.0
     else:
         mask[:, : max(split, 0)] = 1.0
@@ -184,7 +185,8 @@ def register_hip(
     bodies: dict[str, Volume],
     pixels: np.ndarray,
     geometry: ProjectionGeometry,
-    heads_ct: np.ndarray,
+    head_ct: np.ndarray,
+    midline_ct: np.ndarray,
     side: str,
     initial_pelvis: np.ndarray | None = None,
     initial_femur: np.ndarray | None = None,
@@ -192,13 +194,16 @@ def register_hip(
     seed: int = 2023,
 ) -> dict[str, BodyResult]:
     """Pelvis, then the ``side`` femur. ``bodies`` from :func:`registration.bodies.hip_bodies`;
-    ``heads_ct`` the (L, R) femoral head centres (LPS mm). An initial pose given for a
-    body is used as is (no grid); otherwise the standard AP start and the grid."""
+    ``head_ct`` the target femur's head centre, ``midline_ct`` a point on the body's
+    midline, the heads' midpoint (LPS mm): the pelvis's centre of rotation and start. An
+    initial pose given for a body is used as is (no grid); otherwise the standard AP
+    start and the grid."""
     thresholds = thresholds or Thresholds()
-    heads_ct = np.asarray(heads_ct, float)
+    head_ct = np.asarray(head_ct, float)
+    midline_ct = np.asarray(midline_ct, float)
     usable = film_mask(pixels)
     if initial_pelvis is None:
-        pelvis_start, pelvis_grid = standard_start(heads_ct, geometry), in_plane_grid()
+        pelvis_start, pelvis_grid = standard_start(midline_ct, geometry), in_plane_grid()
     else:
         pelvis_start, pelvis_grid = np.asarray(initial_pelvis, float), None
     pelvis = register_body(
@@ -207,7 +212,7 @@ def register_hip(
         pixels,
         geometry,
         pelvis_start,
-        heads_ct.mean(axis=0),
+        midline_ct,
         PELVIS_SEARCH,
         pelvis_grid,
         usable,
@@ -220,8 +225,7 @@ def register_hip(
     if "femur_other" in bodies:
         behind.append(project(bodies["femur_other"], geometry, pelvis_pose).sum(dim=1)[0].numpy())
     background = np.sum(behind, axis=0)
-    head = heads_ct[0 if side == "L" else 1]
-    mask = usable * side_mask(geometry, pelvis_pose, heads_ct, side)
+    mask = usable * side_mask(geometry, pelvis_pose, head_ct, midline_ct)
     if initial_femur is None:
         femur_start, femur_grid = pelvis_pose, rotation_grid(FEMUR_GRID_DEG)
     else:
@@ -232,7 +236,7 @@ def register_hip(
         pixels,
         geometry,
         femur_start,
-        head,
+        head_ct,
         FEMUR_SEARCH,
         femur_grid,
         mask,
