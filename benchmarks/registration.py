@@ -31,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from anatomy.landmarks import POINT_NAMES as FEMORAL
 from conventions.landmarks import read_landmarks
 from conventions.radiograph import read_radiograph
 from phantom.ids import target_side
@@ -38,15 +39,6 @@ from registration.bodies import hip_bodies
 from registration.hip import register_hip
 from registration.rigid import mean_projection_distance, target_registration_error
 
-FEMORAL = (
-    "head_center",
-    "head_neck_junction",
-    "head_neck_junction_superior",
-    "head_neck_junction_inferior",
-    "lesser_trochanter",
-    "greater_trochanter",
-    "shaft_point",
-)
 PELVIC = ("asis_L", "asis_R", "ischial_tuberosity_L", "ischial_tuberosity_R", "pubic_symphysis")
 
 

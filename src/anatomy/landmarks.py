@@ -38,6 +38,18 @@ NECK_EXCLUSION_DEG = 60.0  # the neck leaves the head within ~45° of its axis
 LT_MIN_PROMINENCE_MM = 2.0
 
 
+# The femoral landmarks every femur gets, as named in landmarks files (plus "_L"/"_R").
+POINT_NAMES = (
+    "head_center",
+    "head_neck_junction",
+    "head_neck_junction_superior",
+    "head_neck_junction_inferior",
+    "lesser_trochanter",
+    "greater_trochanter",
+    "shaft_point",
+)
+
+
 @dataclass
 class FemurLandmarks:
     side: str
@@ -56,16 +68,7 @@ class FemurLandmarks:
 
     def points(self) -> dict[str, np.ndarray]:
         """The landmark points, named ``<name>_<side>`` as in the landmarks files."""
-        names = (
-            "head_center",
-            "head_neck_junction",
-            "head_neck_junction_superior",
-            "head_neck_junction_inferior",
-            "lesser_trochanter",
-            "greater_trochanter",
-            "shaft_point",
-        )
-        return {f"{n}_{self.side}": np.asarray(getattr(self, n), float) for n in names}
+        return {f"{n}_{self.side}": np.asarray(getattr(self, n), float) for n in POINT_NAMES}
 
     def to_dict(self) -> dict:
         out = {}
