@@ -25,6 +25,8 @@ from registration.hip import register_hip
 from registration.rigid import mean_projection_distance, target_registration_error
 from segmentation.heads import covered_direction
 
+COS_HEAD_CONE = np.cos(np.deg2rad(70.0))  # about the acetabular roof: head surface, no neck
+
 
 @pytest.fixture(scope="module")
 def real_ct():
@@ -55,7 +57,7 @@ def head_centre(labels: np.ndarray, ct: sitk.Image, side: str) -> np.ndarray:
     for _ in range(4):
         rel = surface - centre
         d = np.linalg.norm(rel, axis=1)
-        sel = (np.abs(d - radius) < max(3.0, 0.25 * radius)) & (rel @ roof > d * np.cos(1.22))
+        sel = (np.abs(d - radius) < max(3.0, 0.25 * radius)) & (rel @ roof > d * COS_HEAD_CONE)
         centre, radius, rms = fit_sphere(surface[sel])
     assert 18.0 < radius < 30.0 and rms < 1.5, (side, radius, rms)  # a femoral head
     return centre
