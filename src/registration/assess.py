@@ -31,7 +31,7 @@ MARGIN_SHIFT_MM = 5.0
 class Thresholds:
     gc_failed: float = 0.10
     gc_ok: float = 0.25
-    margin_ok: float = 0.03
+    margin_ok: float = 0.07
     level_shift_mm: float = 5.0
 
 
