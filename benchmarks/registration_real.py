@@ -6,12 +6,13 @@ from the automatic start: success rate, errors, status and seconds (issue 6).
 
 The CT is TotalSegmentator's example (3 mm, HU; :mod:`cohort.example_data`), with its own
 bone labels mapped onto ours. It ends ~3 cm below the femoral heads, so the landmarks
-stage cannot run on it: each head centre is a sphere fitted to its femur label's surface
-(the part the acetabulum covers, which is head only). Radiographs are rendered as the
-synthetic cohort's are (:mod:`phantom.radiographs`: the pelvis with the soft tissue and
-each femur as separate bodies, random pose, geometry and exposure per pose label;
-polychromatic beam, scatter, noise, processing), ``--draws`` of each of the four pose
-labels. Each femur turns about the fitted head centre, which registration is given too.
+stage cannot run on it (no shaft): each head centre is the landmarks stage's own head
+fit, :func:`anatomy.landmarks.femoral_head`, which needs only head and neck. Radiographs
+are rendered as the synthetic cohort's are (:mod:`phantom.radiographs`: the pelvis with
+the soft tissue and each femur as separate bodies, random pose, geometry and exposure
+per pose label; polychromatic beam, scatter, noise, processing), ``--draws`` of each of
+the four pose labels. Each femur turns about the fitted head centre, which registration
+is given too.
 
 Target points (LPS mm), all defined on the labels of this short CT:
 
@@ -45,47 +46,13 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from anatomy.landmarks import SIDE_SIGN, boundary_points, fit_sphere, voxel_points
-from cohort.example_data import totalsegmentator_example
-from conventions.labels import BONE_LABELS, TOTALSEGMENTATOR_LABELS, femur_label, hip_label
+from anatomy.landmarks import SIDE_SIGN, femoral_head, voxel_points
+from cohort.example_data import totalsegmentator_example_in_lps
+from conventions.labels import femur_label, hip_label
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 from registration.bodies import hip_bodies
 from registration.hip import register_hip
 from registration.rigid import mean_projection_distance, target_registration_error
-from segmentation.heads import covered_direction
-
-HEAD_CONE_DEG = 70.0  # about the acetabular roof's direction: head surface, no neck
-
-
-def real_ct() -> tuple[sitk.Image, np.ndarray]:
-    """The example CT (HU, float32) and our labels (z, y, x), both turned to LPS order."""
-    paths = totalsegmentator_example()
-    ct = sitk.DICOMOrient(sitk.ReadImage(str(paths["ct"]), sitk.sitkFloat32), "LPS")
-    theirs = sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(paths["labels"])), "LPS"))
-    labels = np.zeros(theirs.shape, np.uint8)
-    for name, value in BONE_LABELS.items():
-        labels[theirs == TOTALSEGMENTATOR_LABELS[name]] = value
-    return ct, labels
-
-
-def femoral_head(labels: np.ndarray, ct: sitk.Image, side: str) -> tuple[np.ndarray, float, float]:
-    """Centre, radius and rms residual (mm) of a sphere fitted to the femur's surface facing
-    the acetabulum, starting from the femur's thickest point."""
-    femur = labels == femur_label(side)
-    depth = ndimage.distance_transform_edt(femur, sampling=ct.GetSpacing()[::-1])
-    thickest = np.zeros_like(femur)
-    thickest[np.unravel_index(np.argmax(depth), femur.shape)] = True
-    centre, radius = voxel_points(thickest, ct)[0], float(depth.max())
-    surface = boundary_points(femur, ct)
-    roof = covered_direction(SIDE_SIGN[side])
-    for _ in range(4):
-        rel = surface - centre
-        d = np.linalg.norm(rel, axis=1)
-        sel = (np.abs(d - radius) < max(3.0, 0.25 * radius)) & (
-            rel @ roof > d * np.cos(np.deg2rad(HEAD_CONE_DEG))
-        )
-        centre, radius, rms = fit_sphere(surface[sel])
-    return centre, radius, rms
 
 
 def extreme(points: np.ndarray, direction, within_mm: float = 3.0) -> np.ndarray:
@@ -133,9 +100,9 @@ def main() -> int:
     ap.add_argument("--sides", choices=("both", "L", "R"), default="both")
     ap.add_argument("--seed", type=int, default=6)
     a = ap.parse_args()
-    ct, labels = real_ct()
+    ct, labels = totalsegmentator_example_in_lps()
     hu = sitk.GetArrayFromImage(ct)
-    fits = {side: femoral_head(labels, ct, side) for side in ("L", "R")}
+    fits = {side: femoral_head(labels == femur_label(side), ct, side)[:3] for side in ("L", "R")}
     heads = {side: f[0] for side, f in fits.items()}
     radii = {side: f[1] for side, f in fits.items()}
     midline = (heads["L"] + heads["R"]) / 2

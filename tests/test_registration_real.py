@@ -3,8 +3,8 @@ pelvis and the right femur (the left holds metal screws) from the automatic star
 
 TotalSegmentator's example CT (3 mm, HU) with its own bone labels mapped onto ours;
 radiographs rendered as the synthetic cohort's are (:mod:`phantom.radiographs`), each
-femur turned about its head centre, a sphere fitted to the femur's surface facing the
-acetabulum (the CT ends ~3 cm below the heads: the landmarks stage cannot run on it).
+femur turned about its head centre from the landmarks stage's head fit (the CT ends ~3 cm
+below the heads: the rest of the landmarks stage cannot run on it).
 benchmarks/registration_real.py runs the same on twelve radiographs and both sides.
 """
 
@@ -15,50 +15,28 @@ import time
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from scipy import ndimage
 
-from anatomy.landmarks import SIDE_SIGN, boundary_points, fit_sphere, voxel_points
-from conventions.labels import BONE_LABELS, TOTALSEGMENTATOR_LABELS, femur_label, hip_label
+from anatomy.landmarks import femoral_head, voxel_points
+from conventions.labels import femur_label, hip_label
 from phantom.radiographs import Detector, draw_view, render_view, split_bodies
 from registration.bodies import hip_bodies
 from registration.hip import register_hip
 from registration.rigid import mean_projection_distance, target_registration_error
-from segmentation.heads import covered_direction
-
-COS_HEAD_CONE = np.cos(np.deg2rad(70.0))  # about the acetabular roof: head surface, no neck
 
 
 @pytest.fixture(scope="module")
 def real_ct():
-    from cohort.example_data import totalsegmentator_example
+    from cohort.example_data import totalsegmentator_example_in_lps
 
     try:
-        paths = totalsegmentator_example()
+        return totalsegmentator_example_in_lps()
     except RuntimeError as e:
         pytest.skip(f"TotalSegmentator's example CT cannot be downloaded (offline?): {e}")
-    ct = sitk.DICOMOrient(sitk.ReadImage(str(paths["ct"]), sitk.sitkFloat32), "LPS")
-    theirs = sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(paths["labels"])), "LPS"))
-    labels = np.zeros(theirs.shape, np.uint8)
-    for name, value in BONE_LABELS.items():
-        labels[theirs == TOTALSEGMENTATOR_LABELS[name]] = value
-    return ct, labels
 
 
 def head_centre(labels: np.ndarray, ct: sitk.Image, side: str) -> np.ndarray:
-    """Sphere fitted to the femur's surface within 70° of the acetabular roof's direction
-    (head only, no neck), from the femur's thickest point."""
-    femur = labels == femur_label(side)
-    depth = ndimage.distance_transform_edt(femur, sampling=ct.GetSpacing()[::-1])
-    seed = np.zeros_like(femur)
-    seed[np.unravel_index(np.argmax(depth), femur.shape)] = True
-    centre, radius = voxel_points(seed, ct)[0], float(depth.max())
-    surface = boundary_points(femur, ct)
-    roof = covered_direction(SIDE_SIGN[side])
-    for _ in range(4):
-        rel = surface - centre
-        d = np.linalg.norm(rel, axis=1)
-        sel = (np.abs(d - radius) < max(3.0, 0.25 * radius)) & (rel @ roof > d * COS_HEAD_CONE)
-        centre, radius, rms = fit_sphere(surface[sel])
+    """The landmarks stage's head fit (head and neck suffice; this CT has no shaft)."""
+    centre, radius, rms, _ = femoral_head(labels == femur_label(side), ct, side)
     assert 18.0 < radius < 30.0 and rms < 1.5, (side, radius, rms)  # a femoral head
     return centre
 

@@ -197,26 +197,18 @@ def _in_lps_order(mask: np.ndarray, image: sitk.Image) -> tuple[np.ndarray, sitk
     return sitk.GetArrayFromImage(img).astype(bool), img
 
 
-def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=None, path=None):
-    """Landmarks of the femur on ``side`` of a label image (array (z, y, x) on ``image``'s
-    grid). ``subject`` and ``path`` name the input in errors."""
+def femoral_head(
+    femur: np.ndarray, image: sitk.Image, side: str, voxels=None, subject=None, path=None
+) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Sphere fit to a femoral head: centre (LPS mm), radius, rms residual, and the unit
+    direction from the head toward the neck. ``femur`` is the femur's mask on ``image``'s
+    grid in LPS order (see ``femur_landmarks``); ``voxels`` its voxel points if already
+    computed. Works on a femur cut below the trochanters: only head and neck are used."""
     s = SIDE_SIGN[side]
-    femur = labels == femur_label(side)
     name = f"{'left' if side == 'L' else 'right'} femur"
-    if femur.sum() < 100:
-        raise InputError(path, f"no {name} in the label image", subject)
-    # Work on the grid turned to LPS order (x left, y posterior, z superior): slices are
-    # then axial and go up with z whatever order the CT stored its axes in.
-    femur, image = _in_lps_order(femur, image)
     spacing = np.array(image.GetSpacing())  # (x, y, z)
-    voxel_volume = float(np.prod(spacing))
     m = voxel_to_physical_matrix(image)
-    if not np.allclose(m[:3, :3] / spacing, np.eye(3), atol=1e-3):
-        raise InputError(
-            path, "landmarks need a CT with axis-aligned (not oblique) voxels", subject
-        )
-
-    # --- head: thickest point, then a sphere fit to the surface around it -----------
+    # Thickest point, then a sphere fit to the surface around it.
     depth = ndimage.distance_transform_edt(femur, sampling=spacing[::-1])
     zs = np.nonzero(femur.any(axis=(1, 2)))[0]
     upper = np.zeros_like(femur)
@@ -239,7 +231,8 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
             "the CT must cover the whole femoral head",
             subject,
         )
-    voxels = voxel_points(femur, image)
+    if voxels is None:
+        voxels = voxel_points(femur, image)
     surface = boundary_points(femur, image)
     centre, radius = c0, r0 * 1.1
     neck_dir = None
@@ -259,6 +252,30 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
         if sel.sum() < 30:
             raise InputError(path, f"too little of the {name}'s head surface to fit", subject)
         centre, radius, rms = fit_sphere(surface[sel])
+    return centre, radius, rms, neck_dir
+
+
+def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=None, path=None):
+    """Landmarks of the femur on ``side`` of a label image (array (z, y, x) on ``image``'s
+    grid). ``subject`` and ``path`` name the input in errors."""
+    s = SIDE_SIGN[side]
+    femur = labels == femur_label(side)
+    name = f"{'left' if side == 'L' else 'right'} femur"
+    if femur.sum() < 100:
+        raise InputError(path, f"no {name} in the label image", subject)
+    # Work on the grid turned to LPS order (x left, y posterior, z superior): slices are
+    # then axial and go up with z whatever order the CT stored its axes in.
+    femur, image = _in_lps_order(femur, image)
+    spacing = np.array(image.GetSpacing())  # (x, y, z)
+    voxel_volume = float(np.prod(spacing))
+    m = voxel_to_physical_matrix(image)
+    if not np.allclose(m[:3, :3] / spacing, np.eye(3), atol=1e-3):
+        raise InputError(
+            path, "landmarks need a CT with axis-aligned (not oblique) voxels", subject
+        )
+
+    voxels = voxel_points(femur, image)
+    centre, radius, rms, neck_dir = femoral_head(femur, image, side, voxels, subject, path)
 
     # --- neck: narrowest cross-section perpendicular to the axis --------------------
     half = 0.5 * float(spacing.max())
@@ -280,6 +297,7 @@ def femur_landmarks(labels: np.ndarray, image: sitk.Image, side: str, subject=No
     e_sup = _unit(up - (up @ neck_axis) * neck_axis)
 
     # --- shaft axis: centroids of the axial sections well below the head ------------
+    zs = np.nonzero(femur.any(axis=(1, 2)))[0]
     z_world = m[2, 2] * np.arange(femur.shape[0]) + m[2, 3]
     shaft_slices = np.nonzero((z_world < centre[2] - SHAFT_BELOW_HEAD_MM) & femur.any(axis=(1, 2)))[
         0

@@ -61,3 +61,20 @@ def totalsegmentator_example(cache: Path | None = None) -> dict[str, Path]:
         for m in _MEMBERS.values():
             tar.extract(f"{root.name}/{m}", path=cache, filter="data")
     return paths
+
+
+def totalsegmentator_example_in_lps(cache: Path | None = None):
+    """The example CT (HU, float32) and its bones as our labels (uint8 (z, y, x), values of
+    :data:`conventions.labels.BONE_LABELS`), both turned to LPS storage order."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from conventions.labels import BONE_LABELS, TOTALSEGMENTATOR_LABELS
+
+    paths = totalsegmentator_example(cache)
+    ct = sitk.DICOMOrient(sitk.ReadImage(str(paths["ct"]), sitk.sitkFloat32), "LPS")
+    theirs = sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(paths["labels"])), "LPS"))
+    labels = np.zeros(theirs.shape, np.uint8)
+    for name, value in BONE_LABELS.items():
+        labels[theirs == TOTALSEGMENTATOR_LABELS[name]] = value
+    return ct, labels
