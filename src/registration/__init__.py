@@ -1,11 +1,14 @@
-"""2D-3D registration of a CT to a radiograph (issue 6, in progress).
+"""2D-3D registration of a CT to a radiograph (docs/registration.md).
 
+- :mod:`registration.bodies`      what a radiograph shows of each body: the bones'
+                                  attenuation over soft tissue, as volumes to project
 - :mod:`registration.similarity`  gradient correlation (batched, masked, smoothed,
                                   patch-wise) and NCC, in torch
 - :mod:`registration.rigid`       CMA-ES over one rigid body's 6-DoF pose, coarse to
                                   fine, and the error measures (mean projection
                                   distance, target registration error)
-
-Still to come: automatic initialisation from the DICOM geometry and pose label, pelvis
-then femur, failure detection, the CLI, overlays and the workflow rule.
+- :mod:`registration.initialise`  coarse grids of starts, rendered in batches
+- :mod:`registration.assess`      the ok / suspect / failed status and its reasons
+- :mod:`registration.hip`         the pelvis, then the target femur
+- ``python -m registration``      one body, or ``hip`` for both
 """

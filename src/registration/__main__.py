@@ -40,7 +40,7 @@ from conventions.pose import Pose, read_pose, write_pose
 from conventions.radiograph import Radiograph, read_radiograph
 from drr.quantities import hu_to_linear_attenuation
 from drr.volume import Volume
-from registration.assess import Thresholds
+from registration.assess import Thresholds, body_points
 from registration.bodies import PELVIS_LABELS, body_volume, hip_bodies
 from registration.hip import (
     PELVIS_SEARCH,
@@ -57,8 +57,10 @@ def read_xray(path: str, geometry: str | None) -> Radiograph:
     """The radiograph with a complete geometry and some contrast, or an InputError."""
     r = read_radiograph(path, geometry)
     r.require_geometry()
-    if not film_mask(r.pixels).any() or float(np.ptp(r.pixels)) == 0.0:
-        raise InputError(path, "the radiograph has no contrast (every pixel the same value)")
+    if not film_mask(r.pixels).any():  # also when every pixel has the same value
+        raise InputError(
+            path, "the radiograph has no contrast (every pixel at its darkest or brightest)"
+        )
     return r
 
 
@@ -89,7 +91,6 @@ def pose_document(res: BodyResult, how: str, image: str) -> Pose:
 
 def body_command(a) -> int:
     ct = read_ct(a.ct)
-    hu = sitk.GetArrayFromImage(ct).astype(np.float32)
     if a.mask:
         values = [int(v) for v in a.labels.split(",")] if a.labels else list(PELVIS_LABELS)
         labels = labels_array(a.mask, ct)
@@ -97,12 +98,12 @@ def body_command(a) -> int:
             raise InputError(a.mask, f"no voxel carries the labels {values}")
         volume = body_volume(ct, labels, values, "body")
     else:
+        hu = sitk.GetArrayFromImage(ct).astype(np.float32)
         volume = Volume.from_image(ct, value=hu_to_linear_attenuation(hu)).cropped_to_support()
     if a.centre:
         centre = np.array([float(v) for v in a.centre.split(",")])
     else:
-        n = np.array(volume.shape_xyz, float) - 1.0
-        centre = (volume.ct_from_index @ np.append(n / 2.0, 1.0))[:3]
+        centre = body_points(volume)[-1]  # the centre of the body's box
     r = read_xray(a.xray, a.geometry)
     if a.init:
         start, grid, how = read_pose(a.init).camera_from_ct, None, f"from {a.init}"

@@ -65,13 +65,13 @@ def body_volume(
 def hip_bodies(
     image: sitk.Image, labels: np.ndarray, side: str, soft_tissue_hu: float = SOFT_TISSUE_HU
 ) -> dict[str, Volume]:
-    """The two bodies registered per radiograph: the pelvis (both hip bones and the sacrum)
-    and the femur on ``side``; the other femur as a third, ``femur_other``, which the
-    femur's search shows at the pelvis's pose."""
+    """The two bodies registered per radiograph, the pelvis (both hip bones and the sacrum)
+    and the femur on ``side``, plus the other femur (``femur_other``), which the femur's
+    search shows at the pelvis's pose."""
     excess = bone_excess_attenuation(sitk.GetArrayFromImage(image), soft_tissue_hu)
     grown = grow_labels(labels)
     other = "R" if side == "L" else "L"
-    out = {
+    return {
         "pelvis": body_volume(image, labels, PELVIS_LABELS, "pelvis", excess=excess, grown=grown),
         "femur": body_volume(
             image, labels, [femur_label(side)], "femur", excess=excess, grown=grown
@@ -80,4 +80,3 @@ def hip_bodies(
             image, labels, [femur_label(other)], "femur_other", excess=excess, grown=grown
         ),
     }
-    return out

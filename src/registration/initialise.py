@@ -28,7 +28,7 @@ def grid_search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """GC of ``pose`` corrected by each row of ``corrections`` (rotvec°, mm; camera axes,
     about ``centre_ct``). Returns the poses (N, 4, 4) and their GC (N,), best first."""
-    centre = (pose @ np.append(centre_ct, 1.0))[:3]
+    centre = transform_points(pose, centre_ct)
     poses = np.stack([correction(x, centre) @ pose for x in corrections])
     gc = np.concatenate([scene.gc(poses[i : i + batch]) for i in range(0, len(poses), batch)])
     order = np.argsort(-gc)

@@ -188,7 +188,7 @@ def register_rigid(
     reaches ``good_gc``; the best goes on to the finer levels.
     """
     t0 = time.perf_counter()
-    base = np.asarray(initial_camera_from_ct, float)
+    base = pose = np.asarray(initial_camera_from_ct, float)
     x = np.zeros(6)
     total, records, gc = 0, [], float("nan")
     for i, level in enumerate(levels):
@@ -217,7 +217,6 @@ def register_rigid(
                 "camera_from_ct": pose.tolist(),
             }
         )
-    pose = correction(x, transform_points(base, centre_ct)) @ base
     return Result(pose, gc, total, time.perf_counter() - t0, records)
 
 
