@@ -12,7 +12,7 @@ rule register:
         code=source_hash("registration", "drr"),
         side=target_side,
         init=init_arguments,
-        status=lambda wc: status_arguments(wc),
+        status=status_arguments,
     conda:
         "../envs/registration.yaml"
     log:
