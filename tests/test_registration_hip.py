@@ -12,12 +12,13 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import write_dicom_radiograph
+from conventions.labels import femur_label
 from conventions.landmarks import write_landmarks
 from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
 from phantom.cohort import generate_subject
 from registration.bodies import hip_bodies
-from registration.hip import register_hip
+from registration.hip import femur_below_head_mm, register_hip
 from registration.rigid import mean_projection_distance, target_registration_error
 
 FEMORAL = ("head_center", "head_neck_junction", "lesser_trochanter", "greater_trochanter")
@@ -59,6 +60,23 @@ def test_pelvis_then_femur_meet_the_issue_criterion(hip):
     for body in ("pelvis", "femur"):
         assert res[body].assessment["status"] == "ok", res[body].assessment
         assert res[body].result.gc > 0.4
+
+
+def test_the_femur_reach_below_the_head_is_measured_from_the_labels(hip):
+    """What the femur's status checks (a CT ending near the head cannot show its turn)."""
+    _, truth, ct, labels = hip
+    side = truth["target_side"]
+    head = np.array(truth["femurs"][side]["head_center"])
+    z_mm = ct.GetOrigin()[2] + ct.GetSpacing()[2] * np.arange(labels.shape[0])  # axial CT
+    femur = labels == femur_label(side)
+    lowest = z_mm[np.flatnonzero(femur.any(axis=(1, 2)))].min()
+    reach = femur_below_head_mm(hip_bodies(ct, labels, side)["femur"], head)
+    # The label grown by one voxel (the body's rim) reaches one slice further.
+    assert head[2] - lowest <= reach <= head[2] - lowest + ct.GetSpacing()[2] + 1e-6
+    cut = labels.copy()
+    cut[(z_mm < head[2] - 30.0)[:, None, None] & femur] = 0
+    short = femur_below_head_mm(hip_bodies(ct, cut, side)["femur"], head)
+    assert 30.0 - 1e-6 <= short <= 30.0 + 2 * ct.GetSpacing()[2]
 
 
 def test_a_radiograph_of_something_else_is_not_passed_as_ok(hip):

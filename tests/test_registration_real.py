@@ -1,5 +1,5 @@
 """Registration on radiographs simulated from a real CT at known poses (issue 6): the
-pelvis and the right femur (the left holds metal screws) from the automatic start.
+pelvis, and the right femur (the left holds metal screws), from the automatic start.
 
 TotalSegmentator's example CT (3 mm, HU) with its own bone labels mapped onto ours;
 radiographs rendered as the synthetic cohort's are (:mod:`phantom.radiographs`), each
@@ -42,27 +42,22 @@ def head_centre(labels: np.ndarray, ct: sitk.Image, side: str) -> np.ndarray:
 
 
 @pytest.mark.realdata
-@pytest.mark.xfail(
-    reason="issue 6 not yet met on the real CT: the short femur's in-plane turn is missed in "
-    "abduction (mPD ~20 mm, status ok) and depth errors give mTRE 3-5 mm",
-    raises=AssertionError,  # anything else (an API change, a crash) still fails
-    strict=False,
-)
-def test_registration_on_a_real_ct_meets_the_issues_criterion(real_ct):
+def test_registration_on_a_real_ct(real_ct):
+    """The pelvis meets the issue's criterion and is ok. This CT holds 30 mm of femur below
+    the head centre: a head (a sphere) and a neck stub, whose turn about the head a
+    radiograph barely shows, so the femur must never be passed as ok (benchmarks/
+    registration_real.py measures how often it is right anyway)."""
     ct, labels = real_ct
     hu = sitk.GetArrayFromImage(ct)
     heads = {side: head_centre(labels, ct, side) for side in ("L", "R")}
     midline = (heads["L"] + heads["R"]) / 2
     # Target points: the head centre and the femur's most lateral and lowest voxels (the
-    # greater trochanter's face, the cut proximal shaft); for the pelvis also the other
-    # head and both hip bones' most superior voxels (iliac crests).
+    # greater trochanter's face, the cut proximal shaft), the other head, and both hip
+    # bones' most superior voxels (iliac crests).
     femur = voxel_points(labels == femur_label("R"), ct)
     crests = [voxel_points(labels == hip_label(s), ct) for s in ("L", "R")]
     femoral = np.array([heads["R"], femur[np.argmin(femur[:, 0])], femur[np.argmin(femur[:, 2])]])
-    points = {
-        "femur": femoral,
-        "pelvis": np.vstack([femoral, heads["L"], *[c[np.argmax(c[:, 2])] for c in crests]]),
-    }
+    points = np.vstack([femoral, heads["L"], *[c[np.argmax(c[:, 2])] for c in crests]])
     body, femurs = split_bodies(hu, labels, ct, muscle_hu=30.0)  # the CT's muscle, about
     bodies = hip_bodies(ct, labels, "R")
     rng = np.random.default_rng(6)
@@ -74,11 +69,13 @@ def test_registration_on_a_real_ct_meets_the_issues_criterion(real_ct):
             bodies, image["processed"].astype(np.float32), geometry, heads["R"], midline, "R"
         )
         seconds = time.perf_counter() - t0
-        for name, true in (("pelvis", poses["pelvis"]), ("femur", poses["femur_right"])):
-            pose = out[name].result.camera_from_ct
-            mpd = mean_projection_distance(points[name], pose, true, geometry)
-            mtre = target_registration_error(points[name], pose, true)
-            status = out[name].assessment["status"]
-            print(f"{label} {name}: mPD {mpd:.2f}, mTRE {mtre:.2f} mm, {status}, {seconds:.0f} s")
-            assert mpd < 1.0 and mtre < 3.0, (label, name, mpd, mtre)
-            assert status == "ok", (label, name, out[name].assessment)
+        pose = out["pelvis"].result.camera_from_ct
+        mpd = mean_projection_distance(points, pose, poses["pelvis"], geometry)
+        mtre = target_registration_error(points, pose, poses["pelvis"])
+        print(f"{label} pelvis: mPD {mpd:.2f}, mTRE {mtre:.2f} mm, {seconds:.0f} s both bodies")
+        assert mpd < 1.0 and mtre < 3.0, (label, mpd, mtre)
+        assert out["pelvis"].assessment["status"] == "ok", out["pelvis"].assessment
+        femur_record = out["femur"].to_dict()
+        assert femur_record["status"] != "ok", femur_record
+        assert femur_record["femur_below_head_mm"] < 40.0, femur_record
+        assert any("below the head centre" in r for r in femur_record["reasons"]), femur_record

@@ -80,7 +80,7 @@ def centroid(labels: np.ndarray, values, image: sitk.Image) -> np.ndarray:
 
 
 def thresholds(a) -> Thresholds:
-    return Thresholds(a.gc_failed, a.gc_ok, a.margin_ok, a.level_shift_mm)
+    return Thresholds(a.gc_failed, a.gc_ok, a.margin_ok, a.level_shift_mm, a.femur_below_head_mm)
 
 
 def pose_document(res: BodyResult, how: str, image: str) -> Pose:
@@ -193,6 +193,7 @@ def _status_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gc-ok", type=float, default=t.gc_ok)
     p.add_argument("--margin-ok", type=float, default=t.margin_ok)
     p.add_argument("--level-shift-mm", type=float, default=t.level_shift_mm)
+    p.add_argument("--femur-below-head-mm", type=float, default=t.femur_below_head_mm)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,9 @@ class Thresholds:
     gc_ok: float = 0.25
     margin_ok: float = 0.07
     level_shift_mm: float = 5.0
+    # A femur seen only as its head (a sphere) and neck has no visible rotation about the
+    # head: the CT must hold the femur down to below the lesser trochanter.
+    femur_below_head_mm: float = 60.0
 
 
 def body_points(volume: Volume) -> np.ndarray:
