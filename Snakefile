@@ -20,6 +20,7 @@ include: "rules/calibration.smk"
 include: "rules/segmentation.smk"
 include: "rules/anatomy.smk"
 include: "rules/registration.smk"
+include: "rules/dataset.smk"
 
 
 rule all:

@@ -32,6 +32,7 @@ rule ct_bmd:
         record="results/subjects/{subject}/ct/ct_bmd.json",
         region="results/subjects/{subject}/ct/pf_region.nii.gz",
         drr="results/subjects/{subject}/ct/pf_areal_density_dxa_view.mha",
+        mineral="results/subjects/{subject}/ct/pf_mineral_mg_cm3.nii.gz",
     params:
         code=source_hash("anatomy", "drr"),
         side=target_side,
@@ -46,6 +47,7 @@ rule ct_bmd:
         "python -m anatomy ct-bmd --subject {wildcards.subject} --density {input.density}"
         " --labels {input.labels} --landmarks {input.landmarks} --side {params.side}"
         " --out-json {output.record} --out-region {output.region} --out-drr {output.drr}"
+        " --out-mineral {output.mineral}"
         " > {log} 2>&1"
 
 

@@ -29,6 +29,7 @@ SYNTHETIC = not config["cohort"]["subjects"]
 CALIBRATION = config["calibration"]
 SEGMENTATION = config["segmentation"]
 REGISTRATION = config["registration"]
+DATASET = config["dataset"]
 SYNTHETIC_DIR = "results/synthetic"
 
 if SYNTHETIC:
@@ -214,6 +215,12 @@ def all_products():
             f"results/subjects/{s}/qc/registration/{i}.png"
             for s, i in radiograph_pairs()
         ],
+        *expand("results/subjects/{subject}/qc/pairs.png", subject=SUBJECTS),
         "results/cohort/fingerprint.json",
         "results/cohort/fingerprint.tsv",
+        "results/cohort/dataset_A.tsv",
+        "results/cohort/dataset_B.tsv",
+        "results/cohort/folds.json",
+        "results/cohort/audit/pf_drr_vs_bmd.png",
+        "results/cohort/audit/summary.html",
     ]

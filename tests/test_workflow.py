@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 
@@ -85,7 +86,10 @@ def test_default_config_builds_a_dag(workflow):
     for rule in ("segment", "landmarks", "ct_bmd", "ct_qc"):
         assert counts[rule] == 10
     assert counts["cohort_fingerprint"] == 1
-    assert counts["register"] == counts["registration_qc"] == 10 * 4
+    assert counts["register"] == counts["registration_qc"] == counts["project"] == 10 * 4
+    assert counts["pairs_qc"] == 10
+    for rule in ("dataset_tables", "folds", "dataset_audit"):
+        assert counts[rule] == 1
 
 
 @pytest.mark.slow
@@ -141,6 +145,33 @@ def test_synthetic_demo_runs_and_caches(workflow):
             assert mean_projection_distance(heads, pelvis.camera_from_ct, true, geometry) < 1.0
             assert target_registration_error(heads, pelvis.camera_from_ct, true) < 6.0
             assert (workflow / f"results/subjects/{subject}/qc/registration/{image}.png").is_file()
+    # The datasets: a pair per radiograph unless excluded, and never both; folds by subject.
+    table_a, table_b, excluded = (
+        pd.read_csv(workflow / f"results/cohort/{n}.tsv", sep="\t")
+        for n in ("dataset_A", "dataset_B", "excluded")
+    )
+    key = ["subject_id", "image"]
+    for name, table in (("A", table_a), ("B", table_b)):
+        out = excluded.loc[excluded.dataset == name, key]
+        assert len(table) + len(out) == 4
+        assert not set(map(tuple, out.values)) & set(map(tuple, table[key].values))
+        assert not (table.status == "failed").any()
+    folds = json.loads((workflow / "results/cohort/folds.json").read_text())
+    assert sorted(s for f in folds["folds"] for s in f["test"]) == ["S001", "S002"]
+    for _, row in table_b.iterrows():
+        record = json.loads(
+            (
+                workflow / f"results/subjects/{row.subject_id}/dataset/{row.image}/pair.json"
+            ).read_text()
+        )
+        with np.load(workflow / record["pair"]) as pair:
+            assert pair["xray"].shape == pair["pf_drr_g_cm2"].shape == (512, 256)
+        truth = json.loads(
+            (workflow / f"results/synthetic/{row.subject_id}/truth/truth.json").read_text()
+        )
+        # At the registered poses, on 2.5 × 2.5 × 4 mm voxels (tests/test_dataset_project.py
+        # checks 2 % at the true poses).
+        assert row.pf_drr_mean_g_cm2 == pytest.approx(truth["areal_bmd_g_cm2"], rel=0.05)
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -149,7 +180,14 @@ def test_synthetic_demo_runs_and_caches(workflow):
         f.write("\n# a change\n")
     changed = snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules")
     # (the qc package also draws the registration overlays)
-    assert _job_counts(changed.stdout) == {"ct_qc": 2, "registration_qc": 4, "all": 1, "total": 7}
+    assert _job_counts(changed.stdout) == {
+        "ct_qc": 2,
+        "registration_qc": 4,
+        "pairs_qc": 2,
+        "dataset_audit": 1,
+        "all": 1,
+        "total": 10,
+    }
     snakemake(workflow, "--configfile", cfg)
     # Rerunning one subject's step touches that subject only.
     one = snakemake(
@@ -164,6 +202,9 @@ def test_synthetic_demo_runs_and_caches(workflow):
         "rules",
     )
     assert _job_counts(one.stdout) == {"import_ct": 1, "total": 1}
+    one = snakemake(workflow, "results/subjects/S002/dataset/supine/pair.json", "--configfile",
+                    cfg, "--forcerun", "project", "-n", "--quiet", "rules")  # fmt: skip
+    assert _job_counts(one.stdout) == {"project": 1, "total": 1}
     # The audit report holds the cohort fingerprint table.
     snakemake(workflow, "--configfile", cfg, "--report", "report.zip")
     with zipfile.ZipFile(workflow / "report.zip") as z:
@@ -172,6 +213,9 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any("fingerprint.tsv" in n for n in names)
     assert any(n.endswith("ct.png") for n in names)  # the CT QC montages
     assert any(n.endswith("abduction.png") for n in names)  # the registration overlays
+    assert any(n.endswith("pairs.png") for n in names)  # the training pairs
+    assert any(n.endswith("pf_drr_vs_bmd.png") for n in names)  # the dataset audit
+    assert any(n.endswith("summary.html") for n in names)
 
 
 def _user_cohort(root: Path) -> Path:

@@ -4,8 +4,9 @@
                3D Slicer file where given) → ``landmarks.json`` (LPS mm). The target
                side must succeed; the other side's failure is recorded as a warning.
 ``ct-bmd``     the target femur's PF region and neck ROI, their spill-corrected BMC,
-               QCT-BMD and areal BMD in the DXA view → ``ct_bmd.json``, the region mask
-               and the PF areal-density image in the DXA view (g/cm²).
+               QCT-BMD and areal BMD in the DXA view → ``ct_bmd.json``, the region mask,
+               the PF areal-density image in the DXA view (g/cm²) and the region's
+               spill-corrected mineral on the CT grid (what the datasets' PF-DRRs project).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def ct_bmd_command(a) -> int:
         if region.sum() < 10:
             raise InputError(a.landmarks, f"the {name} is empty: check the landmarks", a.subject)
         m = mineral_content(density, region, labels > 0, femur & ~region, spacing_zyx)
-        view = areal_bmd(image, region, m.pop("mineral"), lm)
+        m_mineral = m.pop("mineral")
+        view = areal_bmd(image, region, m_mineral, lm)
         record[name] = {
             "qct_bmd_mg_cm3": m["qct_bmd_mg_cm3"],
             "areal_bmd_g_cm2": view["areal_bmd_g_cm2"],
@@ -106,11 +108,11 @@ def ct_bmd_command(a) -> int:
             "mask_mean_mg_cm3": m["mask_mean_mg_cm3"],
             "background_mg_cm3": m["background_mg_cm3"],
         }
-        outputs[name] = (region, view)
+        outputs[name] = (region, view, m_mineral)
     record["qct_bmd_mg_cm3"] = record["pf_region"]["qct_bmd_mg_cm3"]
     record["areal_bmd_g_cm2"] = record["pf_region"]["areal_bmd_g_cm2"]
     record["distal_border_point"] = distal_border_point(lm).tolist()
-    region, view = outputs["pf_region"]
+    region, view, mineral = outputs["pf_region"]
     record["dxa_view"] = {
         "geometry": view["geometry"].to_dict(),
         "camera_from_ct": view["camera_from_ct"].tolist(),
@@ -118,6 +120,10 @@ def ct_bmd_command(a) -> int:
     mask = sitk.GetImageFromArray(region.astype(np.uint8))
     mask.CopyInformation(image)
     write_volume(a.out_region, mask)
+    if a.out_mineral:
+        m_image = sitk.GetImageFromArray(mineral.astype(np.float32))
+        m_image.CopyInformation(image)
+        write_volume(a.out_mineral, m_image)
     drr = sitk.GetImageFromArray(view["areal_density_g_cm2"].astype(np.float32))
     spacing = (
         view["geometry"].col_spacing_mm
@@ -153,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-region", required=True, help="PF region mask on the CT grid")
     p.add_argument("--out-drr", required=True, help="PF areal density in the DXA view (g/cm²)")
+    p.add_argument(
+        "--out-mineral",
+        default=None,
+        help="the PF region's spill-corrected mineral (mg/cm³, CT grid): what its DRRs project",
+    )
     p.set_defaults(run=ct_bmd_command)
     a = ap.parse_args(argv)
     try:

@@ -4,6 +4,8 @@
                 CT BMD).
 ``registration``  a radiograph with the pelvis's and femur's DRR edges at their
                 registered poses, GC and status.
+``pairs``         a subject's training pairs (radiograph, bone DRR, PF-DRR).
+``dataset``       the dataset audit: PF-DRR mean against DXA/QCT-BMD, the summary page.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import sys
 
 from qc.ct import ct_montage
+from qc.dataset import dataset_audit, pairs_montage
 from qc.registration import registration_overlay
 
 
@@ -38,7 +41,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pose-femur", required=True)
     p.add_argument("--geometry", default=None)
     p.add_argument("--out", required=True)
+    p = sub.add_parser("pairs", help="a subject's training pairs")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--records", nargs="+", required=True, help="the subject's pair.json files")
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("dataset", help="the dataset audit's figure, summary and checks")
+    for name in ("dataset-a", "dataset-b", "excluded", "folds"):
+        p.add_argument(f"--{name}", required=True)
+    for name in ("out-scatter", "out-summary", "out-checks"):
+        p.add_argument(f"--{name}", required=True)
     a = ap.parse_args(argv)
+    if a.command == "pairs":
+        pairs_montage(a.records, a.subject, a.out)
+        return 0
+    if a.command == "dataset":
+        checks = dataset_audit(
+            a.dataset_a,
+            a.dataset_b,
+            a.excluded,
+            a.folds,
+            a.out_scatter,
+            a.out_summary,
+            a.out_checks,
+        )
+        print({k: v["pcc"] for k, v in checks.items()})
+        return 0
     if a.command == "registration":
         registration_overlay(
             a.xray,

@@ -1,0 +1,140 @@
+# The training pairs (per radiograph), the cohort's dataset tables and folds, and the
+# dataset audit's figures.
+
+
+rule project:
+    input:
+        density="results/subjects/{subject}/ct/density_mg_cm3.nii.gz",
+        labels="results/subjects/{subject}/ct/labels.nii.gz",
+        region="results/subjects/{subject}/ct/pf_region.nii.gz",
+        mineral="results/subjects/{subject}/ct/pf_mineral_mg_cm3.nii.gz",
+        landmarks="results/subjects/{subject}/ct/landmarks.json",
+        image="results/subjects/{subject}/radiographs/{image}/radiograph.mha",
+        geometry="results/subjects/{subject}/radiographs/{image}/geometry.json",
+        pelvis="results/subjects/{subject}/registration/{image}/pose_pelvis.json",
+        femur="results/subjects/{subject}/registration/{image}/pose_femur.json",
+    output:
+        projection="results/subjects/{subject}/dataset/{image}/projection.npz",
+        pair="results/subjects/{subject}/dataset/{image}/pair.npz",
+        record="results/subjects/{subject}/dataset/{image}/pair.json",
+    params:
+        code=source_hash("dataset", "drr"),
+        side=target_side,
+        pose=lambda wc: radiograph_row(wc)["pose"],
+        shape=",".join(map(str, DATASET["pair_shape"])),
+    conda:
+        "../envs/dataset.yaml"
+    log:
+        "logs/project/{subject}/{image}.log",
+    resources:
+        mem_mb=3000,
+        runtime=5,
+    shell:
+        "python -m dataset project --subject {wildcards.subject} --image {wildcards.image}"
+        " --pose {params.pose:q} --side {params.side} --density {input.density}"
+        " --labels {input.labels} --pf-region {input.region} --pf-mineral {input.mineral}"
+        " --landmarks {input.landmarks} --xray {input.image} --geometry {input.geometry}"
+        " --pose-pelvis {input.pelvis} --pose-femur {input.femur}"
+        " --pair-shape {params.shape} --out-projection {output.projection}"
+        " --out-pair {output.pair} --out-record {output.record} > {log} 2>&1"
+
+
+rule dataset_tables:
+    input:
+        subjects=MANIFEST_SUBJECTS,
+        records=[f"results/subjects/{s}/dataset/{i}/pair.json" for s, i in radiograph_pairs()],
+        ct_bmd=expand("results/subjects/{subject}/ct/ct_bmd.json", subject=SUBJECTS),
+    output:
+        a="results/cohort/dataset_A.tsv",
+        b="results/cohort/dataset_B.tsv",
+        excluded="results/cohort/excluded.tsv",
+    params:
+        code=source_hash("dataset"),
+    conda:
+        "../envs/dataset.yaml"
+    log:
+        "logs/dataset_tables.log",
+    localrule: True
+    shell:
+        "python -m dataset tables --subjects {input.subjects:q} --records {input.records}"
+        " --ct-bmd {input.ct_bmd} --out-a {output.a} --out-b {output.b}"
+        " --out-excluded {output.excluded} > {log} 2>&1"
+
+
+rule folds:
+    input:
+        "results/cohort/dataset_B.tsv",
+    output:
+        "results/cohort/folds.json",
+    params:
+        code=source_hash("dataset"),
+        k=DATASET["folds"],
+        seed=DATASET["seed"],
+    conda:
+        "../envs/dataset.yaml"
+    log:
+        "logs/folds.log",
+    localrule: True
+    shell:
+        "python -m dataset folds --table {input} --k {params.k} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"
+
+
+rule pairs_qc:
+    input:
+        records=lambda wc: [
+            f"results/subjects/{wc.subject}/dataset/{i}/pair.json" for i in IMAGES[wc.subject]
+        ],
+    output:
+        report(
+            "results/subjects/{subject}/qc/pairs.png",
+            caption="../report/pairs_qc.rst",
+            category="Training pairs",
+            subcategory="{subject}",
+            labels={"subject": "{subject}", "figure": "pairs"},
+        ),
+    params:
+        code=source_hash("qc", "dataset"),
+    conda:
+        "../envs/qc.yaml"
+    log:
+        "logs/pairs_qc/{subject}.log",
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    shell:
+        "python -m qc pairs --subject {wildcards.subject} --records {input.records}"
+        " --out {output} > {log} 2>&1"
+
+
+rule dataset_audit:
+    input:
+        a="results/cohort/dataset_A.tsv",
+        b="results/cohort/dataset_B.tsv",
+        excluded="results/cohort/excluded.tsv",
+        folds="results/cohort/folds.json",
+    output:
+        scatter=report(
+            "results/cohort/audit/pf_drr_vs_bmd.png",
+            caption="../report/pf_drr_vs_bmd.rst",
+            category="Dataset audit",
+            labels={"figure": "PF-DRR mean vs BMD"},
+        ),
+        summary=report(
+            "results/cohort/audit/summary.html",
+            caption="../report/dataset_summary.rst",
+            category="Dataset audit",
+            labels={"figure": "cohort, exclusions and folds"},
+        ),
+        checks="results/cohort/audit/checks.json",
+    params:
+        code=source_hash("qc", "dataset"),
+    conda:
+        "../envs/qc.yaml"
+    log:
+        "logs/dataset_audit.log",
+    localrule: True
+    shell:
+        "python -m qc dataset --dataset-a {input.a} --dataset-b {input.b}"
+        " --excluded {input.excluded} --folds {input.folds} --out-scatter {output.scatter}"
+        " --out-summary {output.summary} --out-checks {output.checks} > {log} 2>&1"

@@ -1,0 +1,201 @@
+"""``python -m dataset``: the training pairs and the cohort's dataset tables.
+
+``project``  one radiograph: the bone DRR and PF-DRR (g/cm²) at the registered poses,
+             the PF silhouette and projected landmarks (``projection.npz``), and the
+             target side's normalised pair (``pair.npz``: radiograph, bone DRR, PF-DRR,
+             PF mask) with its record (``pair.json``: transform, PF-DRR mean, status).
+``tables``   all pairs → ``dataset_A.tsv``, ``dataset_B.tsv`` and the exclusions.
+``folds``    dataset B's subjects → patient-wise, BMD-stratified ``folds.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from conventions.ct import read_ct
+from conventions.errors import InputError
+from conventions.files import write_json, write_npz, write_text
+from conventions.geometry import read_geometry, read_json_object
+from conventions.landmarks import read_landmarks
+from conventions.pose import read_pose
+from conventions.radiograph import read_radiograph
+from dataset.folds import fold_document, stratified_folds
+from dataset.pairs import pair_transform
+from dataset.project import decomposition_drrs, pf_drr_mean, projected_landmarks, touches_border
+from dataset.tables import dataset_tables, stratification_bmd
+
+SIDES = ("L", "R")
+
+
+def _on_grid(image: sitk.Image, like: sitk.Image, path: str) -> np.ndarray:
+    if image.GetSize() != like.GetSize() or not np.allclose(
+        image.GetOrigin(), like.GetOrigin(), atol=1e-3
+    ):
+        raise InputError(path, "not on the density volume's grid (size or origin differ)")
+    return sitk.GetArrayFromImage(image)
+
+
+def _shape(text: str) -> tuple[int, int]:
+    rows, cols = (int(v) for v in text.split(","))
+    if rows < 8 or cols < 8:
+        raise argparse.ArgumentTypeError(f"pair shape {text} is too small")
+    return rows, cols
+
+
+def _status(pose_doc: dict) -> dict:
+    return {
+        "status": pose_doc.get("status", "ok"),
+        "reasons": list(pose_doc.get("reasons", [])),
+        "gc": pose_doc.get("gc"),
+    }
+
+
+def project_command(a) -> int:
+    density_image = read_ct(a.density)
+    labels = _on_grid(read_ct(a.labels), density_image, a.labels).astype(np.int32)
+    region = _on_grid(read_ct(a.pf_region), density_image, a.pf_region) > 0
+    mineral = _on_grid(read_ct(a.pf_mineral), density_image, a.pf_mineral).astype(np.float32)
+    geometry = read_geometry(a.geometry)
+    xray = read_radiograph(a.xray).pixels
+    if xray.shape != (geometry.rows, geometry.cols):
+        raise InputError(a.xray, f"image {xray.shape} does not match its geometry")
+    pelvis, femur = read_pose(a.pose_pelvis), read_pose(a.pose_femur)
+    drrs = decomposition_drrs(
+        density_image,
+        labels,
+        mineral,
+        region,
+        a.side,
+        geometry,
+        pelvis.camera_from_ct,
+        femur.camera_from_ct,
+    )
+    femoral = {k: v for k, v in read_landmarks(a.landmarks).items() if k.endswith(f"_{a.side}")}
+    points = projected_landmarks(femoral, femur.camera_from_ct, geometry)
+    write_npz(a.out_projection, **drrs)
+
+    t = pair_transform(xray.shape, a.side, a.pair_shape)
+    pair = {
+        "xray": t.apply(xray),
+        "bone_drr_g_cm2": t.apply(drrs["bone_drr_g_cm2"]),
+        "pf_drr_g_cm2": t.apply(drrs["pf_drr_g_cm2"]),
+        "pf_mask": t.apply(drrs["pf_silhouette"].astype(np.float32), order=0).astype(np.uint8),
+    }
+    write_npz(a.out_pair, **pair)
+    mean = pf_drr_mean(drrs["pf_drr_g_cm2"], drrs["pf_silhouette"])
+    record = {
+        "subject_id": a.subject,
+        "image": a.image,
+        "pose": a.pose,
+        "side": a.side,
+        "pair": a.out_pair,
+        "pair_shape": list(a.pair_shape),
+        "registration": {"pelvis": _status(pelvis.extra), "femur": _status(femur.extra)},
+        "pf_drr_mean_g_cm2": mean,
+        "pf_silhouette_pixels": int(drrs["pf_silhouette"].sum()),
+        "pf_cut": {
+            "by_radiograph_edge": touches_border(drrs["pf_silhouette"]),
+            "by_pair_crop": touches_border(pair["pf_mask"] > 0),
+        },
+        "landmarks_radiograph_rc": points,
+        "landmarks_pair_rc": {k: t.to_pair(np.array(v)).tolist() for k, v in points.items()},
+        "transform": t.to_dict(),
+        "units": {"drr": "g/cm2", "landmarks": "pixel (row, col), centres at integers"},
+    }
+    write_json(a.out_record, record)
+    print(
+        f"subject {a.subject} {a.image}: PF-DRR mean {mean:.4f} g/cm², registration "
+        f"{record['registration']['pelvis']['status']}/{record['registration']['femur']['status']}"
+    )
+    return 0
+
+
+def tables_command(a) -> int:
+    try:
+        subjects = pd.read_csv(a.subjects, sep="\t", dtype={"subject_id": str})
+    except (OSError, ValueError) as e:
+        raise InputError(a.subjects, f"unreadable subjects table ({e})") from None
+    records = [read_json_object(p) for p in a.records]
+    ct_bmd = {}
+    for p in a.ct_bmd:
+        doc = read_json_object(p)
+        ct_bmd[str(doc["subject_id"])] = doc
+    table_a, table_b, excluded = dataset_tables(records, subjects, ct_bmd)
+    for table, path in ((table_a, a.out_a), (table_b, a.out_b), (excluded, a.out_excluded)):
+        write_text(path, table.to_csv(sep="\t", index=False, float_format="%.6g"))
+    print(f"dataset A {len(table_a)} pairs, B {len(table_b)} pairs, {len(excluded)} exclusions")
+    return 0
+
+
+def folds_command(a) -> int:
+    table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str})
+    if table.empty:
+        raise InputError(a.table, "dataset B is empty: every radiograph was excluded")
+    bmd, by = stratification_bmd(table)
+    folds = stratified_folds(bmd.index, bmd.to_numpy(), a.k, a.seed)
+    write_json(a.out, fold_document(folds, a.seed, by))
+    print(json.dumps({"k": a.k, "sizes": [len(f) for f in folds], "stratified_by": by}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m dataset",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("project", help="DRRs at the registered poses and the normalised pair")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--pose", required=True, help="the radiograph's pose label")
+    p.add_argument("--side", choices=SIDES, required=True)
+    p.add_argument("--density", required=True, help="calibrated density (mg/cm³)")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--pf-region", required=True)
+    p.add_argument("--pf-mineral", required=True)
+    p.add_argument("--landmarks", required=True)
+    p.add_argument("--xray", required=True)
+    p.add_argument("--geometry", required=True)
+    p.add_argument("--pose-pelvis", required=True)
+    p.add_argument("--pose-femur", required=True)
+    p.add_argument("--pair-shape", type=_shape, default=(512, 256), help="rows,cols")
+    p.add_argument("--out-projection", required=True)
+    p.add_argument("--out-pair", required=True)
+    p.add_argument("--out-record", required=True)
+    p.set_defaults(run=project_command, subject_of=lambda a: a.subject)
+    p = sub.add_parser("tables", help="dataset A and B tables and the exclusions")
+    p.add_argument("--subjects", required=True, help="the subjects manifest (TSV)")
+    p.add_argument("--records", nargs="+", required=True, help="every pair.json")
+    p.add_argument("--ct-bmd", nargs="+", required=True, help="every ct_bmd.json")
+    p.add_argument("--out-a", required=True)
+    p.add_argument("--out-b", required=True)
+    p.add_argument("--out-excluded", required=True)
+    p.set_defaults(run=tables_command, subject_of=lambda a: None)
+    p = sub.add_parser("folds", help="patient-wise, BMD-stratified K folds")
+    p.add_argument("--table", required=True, help="dataset_B.tsv")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--seed", type=int, default=2023)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=folds_command, subject_of=lambda a: None)
+    a = ap.parse_args(argv)
+    try:
+        return a.run(a)
+    except InputError as e:
+        subject = a.subject_of(a)
+        named = e if e.subject or not subject else e.for_subject(subject)
+        print(f"error: {named}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # folds that cannot be made, and the like
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

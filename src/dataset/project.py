@@ -1,0 +1,104 @@
+"""The decomposed images of one radiograph: DRRs of the calibrated CT at the registered
+poses, in g/cm² (docs/conventions.md).
+
+- **bone DRR** (dataset A's target): the density inside the bone labels: both hip bones
+  and the sacrum at the pelvis's pose, the target femur at its own pose. The other
+  femur is not registered: its pose in the radiograph is not known, so it is left out
+  (its side of the image is not used; :mod:`dataset.pairs`).
+- **PF-DRR** (dataset B's target): the proximal-femur region's bone mineral at the
+  femur's pose, the spill-corrected mineral the anatomy stage measured BMC from
+  (:func:`anatomy.bmd.mineral_content`), so its sum is the region's BMC.
+- **PF silhouette**: pixels whose ray crosses the region (exact path lengths).
+- **PF-DRR mean**: the PF-DRR's sum over its silhouette's pixel count, i.e. BMC over
+  projected area: an areal BMD in this radiograph's view. A region the radiograph (or
+  the pair's crop) cuts is recorded as such: its mean is then not the region's.
+- **landmarks**: the target femur's landmarks projected at the femur's pose (row, col).
+
+Line integrals are exact (Siddon): these images are what the network learns, rendered
+once per radiograph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from conventions.ct import voxel_to_physical_matrix
+from conventions.geometry import ProjectionGeometry
+from conventions.labels import BONE_LABELS, femur_label
+from conventions.pose import project_ct_points
+from conventions.units import G_CM2_PER_MG_CM3_MM
+from drr.projector import project
+from drr.volume import Volume
+
+PELVIS_BONES = ("hip_left", "hip_right", "sacrum")
+MIN_PATH_MM = 1e-3  # a pixel is in the silhouette if its ray crosses the region at all
+
+
+def _volume(image: sitk.Image, data: np.ndarray, name: str) -> Volume:
+    return Volume(
+        np.asarray(data, np.float32)[None], voxel_to_physical_matrix(image), (name,)
+    ).cropped_to_support()
+
+
+def _drr(volume: Volume, geometry: ProjectionGeometry, pose: np.ndarray) -> np.ndarray:
+    """Exact line integrals (value × mm) of a one-channel volume, (rows, cols)."""
+    if not volume.data.any():
+        return np.zeros((geometry.rows, geometry.cols), np.float32)
+    return project(volume, geometry, pose, integrator="siddon")[0, 0].numpy()
+
+
+def decomposition_drrs(
+    density_image: sitk.Image,
+    labels: np.ndarray,
+    pf_mineral: np.ndarray,
+    pf_region: np.ndarray,
+    side: str,
+    geometry: ProjectionGeometry,
+    pelvis_pose: np.ndarray,
+    femur_pose: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The bone DRR and PF-DRR (g/cm²) and the PF silhouette (bool) of one radiograph.
+
+    Arrays are (z, y, x) on the density image's grid: ``labels`` the bone labels,
+    ``pf_mineral`` the PF region's mineral (mg/cm³), ``pf_region`` its mask."""
+    density = sitk.GetArrayFromImage(density_image).astype(np.float32)
+    pelvis = np.isin(labels, [BONE_LABELS[n] for n in PELVIS_BONES])
+    femur = labels == femur_label(side)
+    to_g_cm2 = np.float32(G_CM2_PER_MG_CM3_MM)
+    bone = _drr(
+        _volume(density_image, np.where(pelvis, density, 0), "pelvis"), geometry, pelvis_pose
+    )
+    bone = bone + _drr(
+        _volume(density_image, np.where(femur, density, 0), "femur"), geometry, femur_pose
+    )
+    pf = _drr(_volume(density_image, pf_mineral, "pf_mineral"), geometry, femur_pose)
+    path = _drr(
+        _volume(density_image, pf_region.astype(np.float32), "pf_region"), geometry, femur_pose
+    )
+    return {
+        "bone_drr_g_cm2": (bone * to_g_cm2).astype(np.float32),
+        "pf_drr_g_cm2": (pf * to_g_cm2).astype(np.float32),
+        "pf_silhouette": path > MIN_PATH_MM,
+    }
+
+
+def touches_border(mask: np.ndarray) -> bool:
+    """Whether a mask reaches the image's edge (a region the image cuts)."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def pf_drr_mean(pf_drr_g_cm2: np.ndarray, silhouette: np.ndarray) -> float:
+    """BMC over projected area (g/cm²): the PF-DRR's sum over its silhouette's pixels."""
+    n = int(np.count_nonzero(silhouette))
+    return float(pf_drr_g_cm2.sum() / n) if n else float("nan")
+
+
+def projected_landmarks(
+    points_ct: dict[str, np.ndarray], pose: np.ndarray, geometry: ProjectionGeometry
+) -> dict[str, list[float]]:
+    """Landmarks (LPS mm) projected to (row, col) pixel indices at ``pose``."""
+    return {
+        name: project_ct_points(np.asarray(p, float), pose, geometry).tolist()
+        for name, p in points_ct.items()
+    }

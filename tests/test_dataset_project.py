@@ -1,0 +1,69 @@
+"""The decomposed images of a phantom radiograph at its true poses: the PF-DRR holds the
+region's mineral, and its mean is the true areal BMD."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from anatomy.bmd import mineral_content
+from conventions.geometry import ProjectionGeometry
+from conventions.labels import femur_label
+from conventions.pose import transform_points
+from dataset.project import decomposition_drrs, pf_drr_mean, projected_landmarks, touches_border
+from phantom.cohort import generate_subject
+from phantom.radiographs import Detector
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    """A 2 mm phantom with two radiographs and its truth (density, labels, PF region); the
+    detector wide enough that no positioning cuts the proximal femurs."""
+    out = tmp_path_factory.mktemp("project") / "S004"
+    wide = Detector(rows=400, cols=600, pixel_mm=0.9)
+    truth = generate_subject("S004", 2023, 2.0, out, poses=("supine", "abduction"), detector=wide)
+    density = sitk.ReadImage(str(out / "truth" / "density_mg_cm3.nii.gz"), sitk.sitkFloat32)
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "truth" / "labels.nii.gz")))
+    region = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "truth" / "pf_region.nii.gz"))) > 0
+    side = truth["target_side"]
+    spacing = np.array(density.GetSpacing())[::-1]
+    femur = labels == femur_label(side)
+    m = mineral_content(
+        sitk.GetArrayFromImage(density), region, labels > 0, femur & ~region, spacing
+    )
+    return out, truth, density, labels, region, m
+
+
+@pytest.mark.parametrize("pose", ["supine", "abduction"])
+def test_pf_drr_mean_at_the_true_pose_is_the_true_areal_bmd(phantom, pose):
+    out, truth, density, labels, region, m = phantom
+    side = truth["target_side"]
+    view = json.loads((out / "truth" / "radiographs" / f"{pose}.json").read_text())
+    geometry = ProjectionGeometry.from_dict(view["geometry"])
+    poses = view["camera_from_ct"]
+    femur_pose = np.array(poses["femur_left" if side == "L" else "femur_right"])
+    drrs = decomposition_drrs(
+        density, labels, m["mineral"], region, side, geometry, np.array(poses["pelvis"]), femur_pose
+    )
+    assert not touches_border(drrs["pf_silhouette"])
+    mean = pf_drr_mean(drrs["pf_drr_g_cm2"], drrs["pf_silhouette"])
+    assert mean == pytest.approx(truth["areal_bmd_g_cm2"], rel=0.02)
+    # Mass: the PF-DRR summed over the pixels' area at the femur is the region's BMC.
+    depth = transform_points(femur_pose, np.array(truth["femurs"][side]["head_center"]))[2]
+    pixel_cm2 = (geometry.row_spacing_mm * depth / geometry.sdd_mm / 10.0) * (
+        geometry.col_spacing_mm * depth / geometry.sdd_mm / 10.0
+    )
+    assert drrs["pf_drr_g_cm2"].sum() * pixel_cm2 == pytest.approx(m["bmc_g"], rel=0.02)
+    # The bone DRR holds the PF-DRR's bone and more (pelvis, the rest of the femur).
+    assert drrs["bone_drr_g_cm2"].sum() > 3 * drrs["pf_drr_g_cm2"].sum()
+    # The PF region (neck, trochanters, below the head) projects where its landmarks do:
+    # their centroid lands inside the silhouette, the head centre (not in it) outside.
+    t = truth["landmarks_lps_mm"]
+    inner = np.mean([t[f"{k}_{side}"] for k in ("head_neck_junction", "lesser_trochanter",
+                                                 "greater_trochanter")], axis=0)  # fmt: skip
+    at = projected_landmarks({"in": inner, "head": t[f"head_center_{side}"]}, femur_pose, geometry)
+    (r, c), (rh, ch) = np.round(at["in"]).astype(int), np.round(at["head"]).astype(int)
+    assert drrs["pf_silhouette"][r, c] and not drrs["pf_silhouette"][rh, ch]
