@@ -83,3 +83,19 @@ def test_bad_shapes_are_refused():
         t.apply(np.zeros((100, 100)))
     with pytest.raises(ValueError, match="side"):
         half_of_side("X")
+
+
+def test_pairs_are_written_byte_identically(tmp_path):
+    """Determinism: the same arrays give the same file, read back exactly."""
+    from conventions.files import write_npz
+
+    arrays = {
+        "xray": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "pf_mask": np.eye(3, dtype=np.uint8),
+    }
+    write_npz(tmp_path / "a.npz", **arrays)
+    write_npz(tmp_path / "b.npz", **arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz") as back:
+        for k, v in arrays.items():
+            assert np.array_equal(back[k], v) and back[k].dtype == v.dtype

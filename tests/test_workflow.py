@@ -205,6 +205,17 @@ def test_synthetic_demo_runs_and_caches(workflow):
     one = snakemake(workflow, "results/subjects/S002/dataset/supine/pair.json", "--configfile",
                     cfg, "--forcerun", "project", "-n", "--quiet", "rules")  # fmt: skip
     assert _job_counts(one.stdout) == {"project": 1, "total": 1}
+    # Adding a subject to the cohort builds that subject and the cohort-level files only.
+    bigger = workflow / "three_subjects.yaml"
+    bigger.write_text(Path(cfg).read_text().replace("n_subjects: 2", "n_subjects: 3"))
+    added = _job_counts(
+        snakemake(workflow, "--configfile", str(bigger), "-n", "--quiet", "rules").stdout
+    )
+    for rule in ("synthetic_subject", "import_ct", "segment", "ct_bmd", "pairs_qc"):
+        assert added[rule] == 1, added
+    assert added["register"] == added["project"] == 2, added  # S003's two radiographs
+    for rule in ("synthetic_manifest", "dataset_tables", "folds", "dataset_audit"):
+        assert added[rule] == 1, added
     # The audit report holds the cohort fingerprint table.
     snakemake(workflow, "--configfile", cfg, "--report", "report.zip")
     with zipfile.ZipFile(workflow / "report.zip") as z:

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,15 +64,10 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """Write arrays as a compressed ``.npz`` (``numpy.load`` reads it), atomically and
-    byte-identically for the same arrays: numpy's own writer stamps each member with
-    the time of writing, this one with a fixed date."""
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
+    """Write arrays as a compressed ``.npz``, atomically (``numpy.load`` reads it; numpy
+    stamps no time into it, so the same arrays give the same bytes)."""
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def write_text(path: str | Path, text: str) -> None:
