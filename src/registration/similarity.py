@@ -7,6 +7,7 @@
 - :func:`normalized_cross_correlation` (NCC) of the intensities, a secondary measure.
 - :func:`patchwise_gradient_correlation`: GC averaged over square patches, so one
   bright structure cannot dominate (local contrast differs across a radiograph).
+- :func:`paired_gradient_correlation`: GC of image pairs, batched (the models' loss).
 
 All take a fixed image (H, W), a batch of moving images (B, H, W) and an optional mask
 (H, W) of pixels to use (collimation, burnt-out borders, text on the film are 0), and
@@ -85,6 +86,14 @@ def gradient_correlation(fixed, moving, mask=None, sigma_px: float = 0.0) -> tor
     mx, my = gradients(m)
     wi = None if w is None else w[1:-1, 1:-1][None]
     return 0.5 * (_ncc(fx, mx, wi) + _ncc(fy, my, wi))
+
+
+def paired_gradient_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """GC of each image of a batch (B, H, W) with its partner in another (B, H, W): (B,).
+    Differentiable; the decomposition networks' GC loss."""
+    ax, ay = gradients(a)
+    bx, by = gradients(b)
+    return 0.5 * (_ncc(ax, bx, None) + _ncc(ay, by, None))
 
 
 def normalized_cross_correlation(fixed, moving, mask=None, sigma_px: float = 0.0) -> torch.Tensor:
