@@ -1,0 +1,193 @@
+"""Training of a decomposition stage: generator and discriminators, the paper's losses,
+AdamW with cosine warm restarts, checkpoints and exact resumption.
+
+A checkpoint (``last.pt`` every ``checkpoint_every`` epochs, ``final.pt`` at the end)
+holds the weights, optimisers, schedulers, the epoch, the loss history and the random
+states (torch's, the loader's shuffling), so a run killed after epoch k and resumed
+repeats epoch k+1 exactly as an uninterrupted run would. Checkpoints hold tensors and
+plain values only: they load with ``torch.load(weights_only=True)``, never unpickling
+code from a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from conventions.files import atomic_path
+from models.losses import LossWeights, discriminator_loss, generator_loss
+from models.networks import Generator, MultiscaleDiscriminator
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 4
+    lr: float = 6e-5  # the paper's
+    weight_decay: float = 1e-2  # the paper's
+    restart_epochs: int = 10  # cosine warm restarts' first period
+    checkpoint_every: int = 5
+    backbone: str = "hrnet_w18_small"
+    width: int = 16
+    discriminator_width: int = 16
+    discriminator_scales: int = 2
+    adversarial: bool = True
+    weights: LossWeights = field(default_factory=LossWeights)
+    seed: int = 2023
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["weights"] = LossWeights(**d.get("weights", {}))
+        return cls(**d)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds torch's generator: the only global one training draws from (initial weights,
+    augmentation); the loader's shuffling has its own."""
+    torch.manual_seed(seed)
+
+
+def device_and_precision() -> tuple[torch.device, bool]:
+    """CUDA with mixed precision when there is a GPU, else the CPU in float32."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), True
+    return torch.device("cpu"), False
+
+
+class Stage:
+    """The networks and optimisers of one decomposition stage."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        self.cfg = cfg
+        self.generator = Generator(cfg.backbone, width=cfg.width).to(device)
+        self.discriminator = MultiscaleDiscriminator(
+            width=cfg.discriminator_width, scales=cfg.discriminator_scales
+        ).to(device)
+        kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": (0.5, 0.999)}
+        self.opt_g = torch.optim.AdamW(self.generator.parameters(), **kw)
+        self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), **kw)
+        self.sched_g = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            self.opt_g, cfg.restart_epochs
+        )
+        self.sched_d = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            self.opt_d, cfg.restart_epochs
+        )
+
+    def state(self) -> dict:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+        }
+
+    def load(self, state: dict, weights_only: bool = False) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        if not weights_only:
+            for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
+                getattr(self, name).load_state_dict(state[name])
+
+
+def save_checkpoint(path: Path, stage: Stage, epoch: int, history: list, loader_rng) -> None:
+    doc = {
+        **stage.state(),
+        "epoch": epoch,
+        "history": history,
+        "config": stage.cfg.to_dict(),
+        "rng": {"torch": torch.get_rng_state(), "loader": loader_rng.get_state()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(doc, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's contents; tensors and plain values only (``weights_only``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _restore_rng(rng: dict, loader_rng: torch.Generator) -> None:
+    torch.set_rng_state(rng["torch"])
+    loader_rng.set_state(rng["loader"])
+
+
+def train_stage(
+    dataset: torch.utils.data.Dataset,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    init_from: str | Path | None = None,
+    stop_after_epoch: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train (or resume, if ``out_dir/last.pt`` exists) one stage; returns the history.
+
+    ``init_from`` starts the networks from another stage's final weights (hierarchical
+    learning: stage two from stage one). ``stop_after_epoch`` ends the run early, as a
+    crash would (tests of resumption)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device, amp = device_and_precision()
+    seed_everything(cfg.seed)
+    stage = Stage(cfg, device)
+    loader_rng = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    start = 0
+    if (out / "last.pt").is_file():
+        ckpt = load_checkpoint(out / "last.pt")
+        stage.load(ckpt)
+        history, start = list(ckpt["history"]), int(ckpt["epoch"])
+        _restore_rng(ckpt["rng"], loader_rng)
+    elif init_from is not None:
+        stage.load(load_checkpoint(init_from), weights_only=True)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=True, generator=loader_rng, drop_last=False
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    for epoch in range(start, cfg.epochs):
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
+        for x, y in bar:
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, enabled=amp):
+                fake = stage.generator(x)
+            if cfg.adversarial:
+                with torch.autocast(device.type, enabled=amp):
+                    d_loss = discriminator_loss(
+                        stage.discriminator(x, fake.detach()), stage.discriminator(x, y)
+                    )
+                stage.opt_d.zero_grad(set_to_none=True)
+                scaler.scale(d_loss).backward()
+                scaler.step(stage.opt_d)
+            with torch.autocast(device.type, enabled=amp):
+                fake_scores = stage.discriminator(x, fake) if cfg.adversarial else None
+                real_scores = stage.discriminator(x, y) if cfg.adversarial else None
+                g_loss, terms = generator_loss(fake, y, fake_scores, real_scores, cfg.weights)
+            stage.opt_g.zero_grad(set_to_none=True)
+            scaler.scale(g_loss).backward()
+            scaler.step(stage.opt_g)
+            scaler.update()
+            if cfg.adversarial:
+                terms["discriminator"] = float(d_loss.detach())
+            terms["total"] = float(g_loss.detach())
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v * len(x)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("l1", "gc", "total")})
+        stage.sched_g.step()
+        stage.sched_d.step()
+        history.append({"epoch": epoch + 1, **{k: v / len(dataset) for k, v in sums.items()}})
+        done = epoch + 1
+        if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
+            save_checkpoint(out / "last.pt", stage, done, history, loader_rng)
+        if stop_after_epoch is not None and done >= stop_after_epoch:
+            return {"history": history, "stage": stage}
+    save_checkpoint(out / "final.pt", stage, cfg.epochs, history, loader_rng)
+    return {"history": history, "stage": stage}
