@@ -21,6 +21,7 @@ include: "rules/segmentation.smk"
 include: "rules/anatomy.smk"
 include: "rules/registration.smk"
 include: "rules/dataset.smk"
+include: "rules/models.smk"
 
 
 rule all:

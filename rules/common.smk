@@ -30,6 +30,8 @@ CALIBRATION = config["calibration"]
 SEGMENTATION = config["segmentation"]
 REGISTRATION = config["registration"]
 DATASET = config["dataset"]
+MODELS = config["models"]
+FOLDS = list(range(DATASET["folds"]))
 SYNTHETIC_DIR = "results/synthetic"
 
 if SYNTHETIC:
@@ -203,6 +205,20 @@ def status_arguments(wildcards):
     )
 
 
+def stage_config(stage):
+    """The training settings of a stage (config ``models``), as ``python -m models train``
+    takes them."""
+    cfg = {k: v for k, v in MODELS.items() if k not in ("stage1", "stage2", "gpus", "hierarchical")}
+    return {**cfg, **MODELS[f"stage{stage}"]}
+
+
+def stage2_inputs(wildcards):
+    inputs = {"table": "results/cohort/dataset_B.tsv", "folds": "results/cohort/folds.json"}
+    if MODELS["hierarchical"]:
+        inputs["init"] = f"results/models/fold{wildcards.fold}/stage1/final.pt"
+    return inputs
+
+
 def radiograph_pairs():
     return [(s, i) for s in SUBJECTS for i in IMAGES[s]]
 
@@ -223,4 +239,5 @@ def all_products():
         "results/cohort/folds.json",
         "results/cohort/audit/pf_drr_vs_bmd.png",
         "results/cohort/audit/summary.html",
+        "results/cohort/predictions.tsv",
     ]

@@ -88,8 +88,10 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["cohort_fingerprint"] == 1
     assert counts["register"] == counts["registration_qc"] == counts["project"] == 10 * 4
     assert counts["pairs_qc"] == 10
-    for rule in ("dataset_tables", "folds", "dataset_audit"):
+    for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions"):
         assert counts[rule] == 1
+    for rule in ("train_stage1", "train_stage2", "predict_fold"):
+        assert counts[rule] == 5  # config.yaml's folds
 
 
 @pytest.mark.slow
@@ -172,6 +174,16 @@ def test_synthetic_demo_runs_and_caches(workflow):
         # At the registered poses, on 2.5 × 2.5 × 4 mm voxels (tests/test_dataset_project.py
         # checks 2 % at the true poses).
         assert row.pf_drr_mean_g_cm2 == pytest.approx(truth["areal_bmd_g_cm2"], rel=0.05)
+    # The models: each fold's stages trained (stage 2 from stage 1), its test subjects
+    # predicted; the cohort's predictions gather the folds'.
+    for fold in (0, 1):
+        for stage in (1, 2):
+            history = json.loads(
+                (workflow / f"results/models/fold{fold}/stage{stage}/history.json").read_text()
+            )
+            assert history["fold"] == fold and np.isfinite(history["history"][-1]["total"])
+        assert (workflow / f"results/models/fold{fold}/calibration.json").is_file()
+    assert (workflow / "results/cohort/predictions.tsv").read_text().startswith("subject_id")
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,158 @@
+"""``python -m models``: train the decomposition stages, predict, read BMD.
+
+``train``         one stage on one fold's training subjects: stage 1 radiograph → bone
+                  DRR (dataset A), stage 2 radiograph → PF-DRR (dataset B), optionally
+                  from stage 1's weights (hierarchical learning) → ``final.pt`` and the
+                  loss history.
+``predict-fold``  a stage-2 model on its fold: PF-DRRs of the training and test
+                  subjects' pairs; per target (DXA-BMD, QCT-BMD) the threshold and line
+                  fitted on the training subjects, applied to the test subjects; the
+                  ground-truth PF-DRRs through the same procedure → predictions TSV and
+                  the calibrations.
+``predict``       one new radiograph: PF-DRR (pair and radiograph frames) and BMD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+
+from conventions.errors import InputError
+from conventions.files import write_json, write_npz, write_text
+from conventions.geometry import read_json_object
+from conventions.radiograph import read_radiograph
+from models.bmd import BmdCalibration, fit_bmd_calibration
+from models.data import PairDataset, fold_subjects, load_pair
+from models.predict import load_generator, predict_images, predict_radiograph
+from models.train import TrainConfig, train_stage
+
+STAGE_TARGET = {1: "bone", 2: "pf"}
+BMD_TARGETS = ("dxa_bmd_g_cm2", "qct_bmd_mg_cm3")
+
+
+def train_command(a) -> int:
+    train, _ = fold_subjects(a.folds, a.fold)
+    overrides = json.loads(a.config) if a.config else {}
+    factor = int(overrides.pop("factor", 1))
+    cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
+    data = PairDataset(a.table, train, STAGE_TARGET[a.stage], factor=factor, augment=True)
+    print(f"stage {a.stage}, fold {a.fold}: {len(data)} pairs of {len(train)} subjects")
+    run = train_stage(data, cfg, a.out_dir, init_from=a.init, progress=not a.quiet)
+    write_json(a.out_history, {"stage": a.stage, "fold": a.fold, "factor": factor,
+                               "history": run["history"]})  # fmt: skip
+    return 0
+
+
+def predict_fold_command(a) -> int:
+    generator, _ = load_generator(a.model)
+    train, test = fold_subjects(a.folds, a.fold)
+    table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str, "image": str})
+    table = table[table["subject_id"].isin(set(train) | set(test))].reset_index(drop=True)
+    pairs = [load_pair(p, "pf", a.factor) for p in table["pair"]]
+    predicted = predict_images(generator, np.stack([x for x, _ in pairs]))
+    truth_images = np.stack([y for _, y in pairs])
+    is_train = table["subject_id"].isin(set(train)).to_numpy()
+    rows, calibrations = [], {}
+    for method, images in (("decomposition", predicted), ("gt_pf_drr", truth_images)):
+        for target in BMD_TARGETS:
+            values = table[target].to_numpy(float)
+            fit_rows = is_train & np.isfinite(values)
+            if fit_rows.sum() < 3:
+                continue
+            cal, curve = fit_bmd_calibration(
+                [images[i] for i in np.flatnonzero(fit_rows)], values[fit_rows], target
+            )
+            calibrations[f"{method}/{target}"] = {**cal.to_dict(), "pcc_by_threshold": curve}
+            estimate = cal.predict(images)
+            for i in np.flatnonzero(~is_train):
+                rows.append(
+                    {
+                        "subject_id": table["subject_id"].iloc[i],
+                        "image": table["image"].iloc[i],
+                        "pose": table["pose"].iloc[i],
+                        "fold": a.fold,
+                        "method": method,
+                        "target": target,
+                        "prediction": float(estimate[i]),
+                        "truth": float(values[i]),
+                    }
+                )
+    out = pd.DataFrame(
+        rows,
+        columns=["subject_id", "image", "pose", "fold", "method", "target", "prediction", "truth"],
+    )
+    write_text(a.out_predictions, out.to_csv(sep="\t", index=False, float_format="%.6g"))
+    write_json(a.out_calibration, {"fold": a.fold, "factor": a.factor, **calibrations})
+    print(f"fold {a.fold}: {len(out)} predictions of {int((~is_train).sum())} test pairs")
+    return 0
+
+
+def predict_command(a) -> int:
+    generator, _ = load_generator(a.model)
+    doc = read_json_object(a.calibration) if a.calibration else None
+    calibration = None
+    if doc is not None:
+        fit = dict(doc[f"decomposition/{a.target}"])
+        fit.pop("pcc_by_threshold", None)
+        calibration = BmdCalibration(**fit)
+    pixels = read_radiograph(a.xray).pixels
+    factor = int(doc["factor"]) if doc else a.factor
+    out = predict_radiograph(generator, pixels, a.side, factor, calibration)
+    write_npz(a.out_npz, pf_drr_pair_g_cm2=out["pf_drr_pair_g_cm2"],
+              pf_drr_radiograph_g_cm2=out["pf_drr_radiograph_g_cm2"])  # fmt: skip
+    record = {k: v for k, v in out.items() if not k.startswith("pf_drr")}
+    write_json(a.out_json, record)
+    print(json.dumps({k: record[k] for k in ("bmd", "bmd_target") if k in record}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m models", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="one decomposition stage on one fold")
+    p.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    p.add_argument("--table", required=True, help="dataset_A.tsv (stage 1) or dataset_B.tsv")
+    p.add_argument("--folds", required=True)
+    p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument("--config", default=None, help="JSON: TrainConfig fields and 'factor'")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-history", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=train_command)
+    p = sub.add_parser("predict-fold", help="PF-DRRs and BMD of a fold's test subjects")
+    p.add_argument("--model", required=True)
+    p.add_argument("--table", required=True, help="dataset_B.tsv")
+    p.add_argument("--folds", required=True)
+    p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--factor", type=int, default=1, help="the model's training downsampling")
+    p.add_argument("--out-predictions", required=True)
+    p.add_argument("--out-calibration", required=True)
+    p.set_defaults(run=predict_fold_command)
+    p = sub.add_parser("predict", help="PF-DRR and BMD of one radiograph")
+    p.add_argument("--model", required=True)
+    p.add_argument("--calibration", default=None, help="a fold's calibration JSON")
+    p.add_argument("--target", choices=BMD_TARGETS, default="dxa_bmd_g_cm2")
+    p.add_argument("--xray", required=True)
+    p.add_argument("--side", choices=("L", "R"), required=True)
+    p.add_argument("--factor", type=int, default=1, help="without a calibration JSON")
+    p.add_argument("--out-npz", required=True)
+    p.add_argument("--out-json", required=True)
+    p.set_defaults(run=predict_command)
+    a = ap.parse_args(argv)
+    try:
+        return a.run(a)
+    except (InputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
