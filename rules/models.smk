@@ -86,13 +86,12 @@ rule gather_predictions:
         expand("results/models/fold{fold}/predictions.tsv", fold=FOLDS),
     output:
         "results/cohort/predictions.tsv",
+    params:
+        code=source_hash("models"),
+    conda:
+        "../envs/models.yaml"
     log:
         "logs/gather_predictions.log",
     localrule: True
-    run:
-        # Concatenation only: the header of the first, the rows of all.
-        with open(output[0], "w", encoding="utf-8") as out:
-            for k, path in enumerate(input):
-                with open(path, encoding="utf-8") as f:
-                    lines = f.readlines()
-                out.writelines(lines if k == 0 else lines[1:])
+    shell:
+        "python -m models gather --predictions {input} --out {output} > {log} 2>&1"

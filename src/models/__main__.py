@@ -9,6 +9,7 @@
                   fitted on the training subjects, applied to the test subjects; the
                   ground-truth PF-DRRs through the same procedure → predictions TSV and
                   the calibrations.
+``gather``        the folds' predictions in one table (``results/cohort/predictions.tsv``).
 ``predict``       one new radiograph: PF-DRR (pair and radiograph frames) and BMD.
 """
 
@@ -91,6 +92,18 @@ def predict_fold_command(a) -> int:
     return 0
 
 
+def gather_command(a) -> int:
+    tables = [
+        pd.read_csv(p, sep="\t", dtype={"subject_id": str, "image": str}) for p in a.predictions
+    ]
+    out = pd.concat(tables, ignore_index=True).sort_values(
+        ["method", "target", "subject_id", "image"]
+    )
+    write_text(a.out, out.to_csv(sep="\t", index=False, float_format="%.6g"))
+    print(f"{len(out)} predictions from {len(tables)} folds")
+    return 0
+
+
 def predict_command(a) -> int:
     generator, _ = load_generator(a.model)
     doc = read_json_object(a.calibration) if a.calibration else None
@@ -136,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-predictions", required=True)
     p.add_argument("--out-calibration", required=True)
     p.set_defaults(run=predict_fold_command)
+    p = sub.add_parser("gather", help="the folds' predictions in one table")
+    p.add_argument("--predictions", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=gather_command)
     p = sub.add_parser("predict", help="PF-DRR and BMD of one radiograph")
     p.add_argument("--model", required=True)
     p.add_argument("--calibration", default=None, help="a fold's calibration JSON")
