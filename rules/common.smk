@@ -240,4 +240,5 @@ def all_products():
         "results/cohort/audit/pf_drr_vs_bmd.png",
         "results/cohort/audit/summary.html",
         "results/cohort/predictions.tsv",
+        "results/cohort/models/training_curves.png",
     ]

@@ -95,3 +95,24 @@ rule gather_predictions:
     localrule: True
     shell:
         "python -m models gather --predictions {input} --out {output} > {log} 2>&1"
+
+
+rule training_curves:
+    input:
+        expand("results/models/fold{fold}/stage{stage}/history.json", fold=FOLDS, stage=[1, 2]),
+    output:
+        report(
+            "results/cohort/models/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Models",
+            labels={"figure": "training curves"},
+        ),
+    params:
+        code=source_hash("qc"),
+    conda:
+        "../envs/qc.yaml"
+    log:
+        "logs/training_curves.log",
+    localrule: True
+    shell:
+        "python -m qc training --histories {input} --out {output} > {log} 2>&1"

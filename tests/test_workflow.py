@@ -88,7 +88,8 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["cohort_fingerprint"] == 1
     assert counts["register"] == counts["registration_qc"] == counts["project"] == 10 * 4
     assert counts["pairs_qc"] == 10
-    for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions"):
+    for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
+                 "training_curves"):  # fmt: skip
         assert counts[rule] == 1
     for rule in ("train_stage1", "train_stage2", "predict_fold"):
         assert counts[rule] == 5  # config.yaml's folds
@@ -184,6 +185,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
             assert history["fold"] == fold and np.isfinite(history["history"][-1]["total"])
         assert (workflow / f"results/models/fold{fold}/calibration.json").is_file()
     assert (workflow / "results/cohort/predictions.tsv").read_text().startswith("subject_id")
+    assert (workflow / "results/cohort/models/training_curves.png").stat().st_size > 5_000
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -239,6 +241,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("pairs.png") for n in names)  # the training pairs
     assert any(n.endswith("pf_drr_vs_bmd.png") for n in names)  # the dataset audit
     assert any(n.endswith("summary.html") for n in names)
+    assert any(n.endswith("training_curves.png") for n in names)
 
 
 def _user_cohort(root: Path) -> Path:

@@ -6,6 +6,7 @@
                 registered poses, GC and status.
 ``pairs``         a subject's training pairs (radiograph, bone DRR, PF-DRR).
 ``dataset``       the dataset audit: PF-DRR mean against DXA/QCT-BMD, the summary page.
+``training``      the models' training curves (loss terms per epoch, per fold and stage).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from qc.ct import ct_montage
 from qc.dataset import dataset_audit, pairs_montage
 from qc.registration import registration_overlay
+from qc.training import training_curves
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(f"--{name}", required=True)
     for name in ("out-scatter", "out-summary", "out-checks"):
         p.add_argument(f"--{name}", required=True)
+    p = sub.add_parser("training", help="the models' training curves")
+    p.add_argument("--histories", nargs="+", required=True)
+    p.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    if a.command == "training":
+        training_curves(a.histories, a.out)
+        return 0
     if a.command == "pairs":
         pairs_montage(a.records, a.subject, a.out)
         return 0
