@@ -199,8 +199,9 @@ def test_synthetic_demo_runs_and_caches(workflow):
         "registration_qc": 4,
         "pairs_qc": 2,
         "dataset_audit": 1,
+        "training_curves": 1,
         "all": 1,
-        "total": 10,
+        "total": 11,
     }
     snakemake(workflow, "--configfile", cfg)
     # Rerunning one subject's step touches that subject only.

@@ -18,10 +18,12 @@ DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.0, 0.81, 0.02), 3))
 
 
 def thresholded_mean(pf_drr: np.ndarray, threshold: float) -> float:
-    """Mean of the pixels ≥ ``threshold`` (and > 0); NaN when there are none."""
+    """Mean of the pixels ≥ ``threshold`` (and > 0). An image with none reads 0: a
+    prediction with no bone in it (an untrained or failed network) is an estimate of no
+    bone, kept in the fit and in the predictions rather than dropped."""
     values = np.asarray(pf_drr, float)
     keep = (values >= threshold) & (values > 0)
-    return float(values[keep].mean()) if keep.any() else float("nan")
+    return float(values[keep].mean()) if keep.any() else 0.0
 
 
 def _pcc(x: np.ndarray, y: np.ndarray) -> float:
@@ -62,11 +64,13 @@ def fit_bmd_calibration(
     for t in thresholds:
         means = np.array([thresholded_mean(p, t) for p in pf_drrs])
         curve[float(t)] = _pcc(means, bmd)
-        # A threshold that empties an image would drop it from the fit: not usable.
-        if np.isfinite(curve[float(t)]) and np.isfinite(means).all():
+        if np.isfinite(curve[float(t)]):
             usable[float(t)] = curve[float(t)]
     if not usable:
-        raise ValueError("no threshold gives a usable correlation (too few images or values)")
+        raise ValueError(
+            f"no threshold gives a correlation: {len(bmd)} training images, or their "
+            "means or BMD values do not vary"
+        )
     # Ties (to rounding) go to the lowest threshold: the least of the image discarded.
     best = max(usable, key=lambda t: (round(usable[t], 9), -t))
     means = np.array([thresholded_mean(p, best) for p in pf_drrs])
