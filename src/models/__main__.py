@@ -64,11 +64,19 @@ def predict_fold_command(a) -> int:
             fit_rows = is_train & np.isfinite(values)
             if fit_rows.sum() < 3:
                 continue
-            cal, curve = fit_bmd_calibration(
-                [images[i] for i in np.flatnonzero(fit_rows)], values[fit_rows], target
-            )
-            calibrations[f"{method}/{target}"] = {**cal.to_dict(), "pcc_by_threshold": curve}
-            estimate = cal.predict(images)
+            try:
+                cal, curve = fit_bmd_calibration(
+                    [images[i] for i in np.flatnonzero(fit_rows)], values[fit_rows], target
+                )
+            except ValueError as e:
+                # A collapsed network (the same image for every radiograph): its BMD is
+                # unknown, recorded as such; the fold's other methods still count.
+                calibrations[f"{method}/{target}"] = {"error": str(e)}
+                print(f"warning: fold {a.fold}, {method}, {target}: {e}")
+                estimate = np.full(len(images), np.nan)
+            else:
+                calibrations[f"{method}/{target}"] = {**cal.to_dict(), "pcc_by_threshold": curve}
+                estimate = cal.predict(images)
             for i in np.flatnonzero(~is_train):
                 rows.append(
                     {
