@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from anatomy.bmd import MIN_PATH_MM  # the silhouette rule the DXA-view area uses
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.labels import BONE_LABELS, femur_label
@@ -32,7 +33,6 @@ from drr.projector import project
 from drr.volume import Volume
 
 PELVIS_BONES = ("hip_left", "hip_right", "sacrum")
-MIN_PATH_MM = 1e-3  # a pixel is in the silhouette if its ray crosses the region at all
 
 
 def _volume(image: sitk.Image, data: np.ndarray, name: str) -> Volume:
