@@ -52,6 +52,8 @@ else:
 wildcard_constraints:
     subject=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     image=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    fold=r"\d+",
+    target="dxa|qct",
 
 
 def source_hash(*packages):
@@ -208,8 +210,33 @@ def status_arguments(wildcards):
 def stage_config(stage):
     """The training settings of a stage (config ``models``), as ``python -m models train``
     takes them."""
-    cfg = {k: v for k, v in MODELS.items() if k not in ("stage1", "stage2", "gpus", "hierarchical")}
+    skip = ("stage1", "stage2", "stage3", "baseline", "gpus", "hierarchical")
+    cfg = {k: v for k, v in MODELS.items() if k not in skip}
     return {**cfg, **MODELS[f"stage{stage}"]}
+
+
+# The BMD targets the regressors learn, by the short name their files carry.
+REGRESSION_TARGETS = {"dxa": "dxa_bmd_g_cm2", "qct": "qct_bmd_mg_cm3"}
+
+
+def regressor_config(kind):
+    """The settings of stage three (kind "decomposition") or the baseline
+    ("conventional"), as ``python -m models train-regressor`` takes them."""
+    shared = ["factor", "batch_size", "lr", "weight_decay", "restart_epochs"]
+    shared += ["checkpoint_every", "seed"]
+    cfg = {k: MODELS[k] for k in shared}
+    own = dict(MODELS["stage3" if kind == "decomposition" else "baseline"])
+    if kind == "conventional":
+        own["baseline_backbone"] = own.pop("backbone")
+    return {**cfg, **own}
+
+
+def fold_regressors(wildcards):
+    """A fold's trained regressors: stage three frozen and fine-tuned, and the baseline,
+    for each target."""
+    fold = f"results/models/fold{wildcards.fold}"
+    stage3 = expand(fold + "/stage3_{t}/{m}.pt", t=REGRESSION_TARGETS, m=["frozen", "final"])
+    return stage3 + expand(fold + "/baseline_{t}/final.pt", t=REGRESSION_TARGETS)
 
 
 def stage2_inputs(wildcards):

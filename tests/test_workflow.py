@@ -91,8 +91,9 @@ def test_default_config_builds_a_dag(workflow):
     for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
                  "training_curves"):  # fmt: skip
         assert counts[rule] == 1
-    for rule in ("train_stage1", "train_stage2", "predict_fold"):
+    for rule in ("train_stage1", "train_stage2", "predict_fold", "predict_regressors"):
         assert counts[rule] == 5  # config.yaml's folds
+    assert counts["train_stage3"] == counts["train_baseline"] == 5 * 2  # DXA and QCT
 
 
 @pytest.mark.slow
@@ -184,7 +185,19 @@ def test_synthetic_demo_runs_and_caches(workflow):
             )
             assert history["fold"] == fold and np.isfinite(history["history"][-1]["total"])
         assert (workflow / f"results/models/fold{fold}/calibration.json").is_file()
-    assert (workflow / "results/cohort/predictions.tsv").read_text().startswith("subject_id")
+        for model in ("stage3_dxa", "stage3_qct", "baseline_dxa", "baseline_qct"):
+            history = json.loads(
+                (workflow / f"results/models/fold{fold}/{model}/history.json").read_text()
+            )
+            assert history["fold"] == fold and np.isfinite(history["history"][-1]["mae"])
+    predictions = pd.read_csv(workflow / "results/cohort/predictions.tsv", sep="\t")
+    assert set(predictions["method"]) >= {
+        "gt_pf_drr", "conventional_regression", "decomposition+regression_frozen",
+        "decomposition+regression",
+    }  # fmt: skip
+    assert set(predictions["target"]) == {"dxa_bmd_g_cm2", "qct_bmd_mg_cm3"}
+    regressed = predictions[predictions["method"] != "decomposition"]
+    assert np.isfinite(regressed["prediction"]).all()
     assert (workflow / "results/cohort/models/training_curves.png").stat().st_size > 5_000
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")

@@ -9,6 +9,11 @@
                   fitted on the training subjects, applied to the test subjects; the
                   ground-truth PF-DRRs through the same procedure → predictions TSV and
                   the calibrations.
+``train-regressor``  stage three (stage two's encoder and a regression head: encoder
+                  frozen, then end to end) or the conventional baseline (a CNN on the PF
+                  ROI), for one BMD target on one fold → ``frozen.pt`` (stage three),
+                  ``final.pt`` and the loss history.
+``predict-regressors``  a fold's regressors on its test subjects → predictions TSV.
 ``gather``        the folds' predictions in one table (``results/cohort/predictions.tsv``).
 ``predict``       one new radiograph: PF-DRR (pair and radiograph frames) and BMD.
 """
@@ -27,9 +32,15 @@ from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_json_object
 from conventions.radiograph import read_radiograph
 from models.bmd import BmdCalibration, fit_bmd_calibration
-from models.data import PairDataset, fold_subjects, load_pair
+from models.data import PairDataset, RegressionDataset, fold_subjects, load_input, load_pair
 from models.predict import load_generator, predict_images, predict_radiograph
-from models.train import TrainConfig, train_stage
+from models.train import TrainConfig, load_checkpoint, train_stage
+from models.train_regression import (
+    RegressionConfig,
+    load_regressor,
+    predict_bmd,
+    train_regressor,
+)
 
 STAGE_TARGET = {1: "bone", 2: "pf"}
 BMD_TARGETS = ("dxa_bmd_g_cm2", "qct_bmd_mg_cm3")
@@ -90,13 +101,67 @@ def predict_fold_command(a) -> int:
                         "truth": float(values[i]),
                     }
                 )
-    out = pd.DataFrame(
-        rows,
-        columns=["subject_id", "image", "pose", "fold", "method", "target", "prediction", "truth"],
-    )
+    out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     write_text(a.out_predictions, out.to_csv(sep="\t", index=False, float_format="%.6g"))
     write_json(a.out_calibration, {"fold": a.fold, "factor": a.factor, **calibrations})
     print(f"fold {a.fold}: {len(out)} predictions of {int((~is_train).sum())} test pairs")
+    return 0
+
+
+PREDICTION_COLUMNS = ["subject_id", "image", "pose", "fold", "method", "target", "prediction",
+                      "truth"]  # fmt: skip
+
+
+def train_regressor_command(a) -> int:
+    train, _ = fold_subjects(a.folds, a.fold)
+    settings = {**(json.loads(a.config) if a.config else {}), "kind": a.kind, "target": a.target}
+    if a.kind == "decomposition":
+        if a.init is None:
+            raise ValueError("stage three needs --init, the fold's stage-two checkpoint")
+        stage2 = load_checkpoint(a.init)["config"]  # the encoder is stage two's
+        settings.update(backbone=stage2["backbone"], width=stage2["width"])
+    cfg = RegressionConfig.from_dict(settings)
+    roi = cfg.roi_pixels if a.kind == "conventional" else None
+    data = RegressionDataset(a.table, train, a.target, cfg.factor, augment=True, roi_size=roi)
+    cfg.image_size = tuple(data.inputs[0].shape)
+    print(f"{a.kind} regression of {a.target}, fold {a.fold}: {len(data)} radiographs of "
+          f"{len(train)} subjects, input {cfg.image_size}")  # fmt: skip
+    run = train_regressor(data, cfg, a.out_dir, init_from=a.init, progress=not a.quiet)
+    label = "stage 3" if a.kind == "decomposition" else "conventional"
+    write_json(a.out_history, {"stage": f"{label}, {a.target}", "fold": a.fold,
+                               "factor": cfg.factor, "history": run["history"]})  # fmt: skip
+    return 0
+
+
+def regression_method(cfg: RegressionConfig, checkpoint: str) -> str:
+    """The method a regressor's predictions are reported under (Table 2's rows)."""
+    if cfg.kind == "conventional":
+        return "conventional_regression"
+    frozen = int(load_checkpoint(checkpoint)["epoch"]) <= cfg.epochs
+    return "decomposition+regression_frozen" if frozen else "decomposition+regression"
+
+
+def predict_regressors_command(a) -> int:
+    _, test = fold_subjects(a.folds, a.fold)
+    table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str, "image": str})
+    table = table[table["subject_id"].isin(set(test))].reset_index(drop=True)
+    rows = []
+    for checkpoint in a.models:
+        model, cfg = load_regressor(checkpoint)
+        method = regression_method(cfg, checkpoint)
+        roi = cfg.roi_pixels if cfg.kind == "conventional" else None
+        inputs = np.stack([load_input(p, cfg.factor, roi) for p in table["pair"]])
+        estimate = predict_bmd(model, inputs)
+        for i in range(len(table)):
+            rows.append({
+                "subject_id": table["subject_id"].iloc[i], "image": table["image"].iloc[i],
+                "pose": table["pose"].iloc[i], "fold": a.fold, "method": method,
+                "target": cfg.target, "prediction": float(estimate[i]),
+                "truth": float(table[cfg.target].iloc[i]),
+            })  # fmt: skip
+    out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+    write_text(a.out, out.to_csv(sep="\t", index=False, float_format="%.6g"))
+    print(f"fold {a.fold}: {len(out)} predictions by {len(a.models)} regressors")
     return 0
 
 
@@ -157,6 +222,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-predictions", required=True)
     p.add_argument("--out-calibration", required=True)
     p.set_defaults(run=predict_fold_command)
+    p = sub.add_parser("train-regressor", help="stage three or the baseline, one target")
+    p.add_argument("--kind", choices=("decomposition", "conventional"), required=True)
+    p.add_argument("--target", choices=BMD_TARGETS, required=True)
+    p.add_argument("--table", required=True, help="dataset_B.tsv")
+    p.add_argument("--folds", required=True)
+    p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--init", default=None, help="stage three: the fold's stage-two checkpoint")
+    p.add_argument("--config", default=None, help="JSON: RegressionConfig fields")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-history", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=train_regressor_command)
+    p = sub.add_parser("predict-regressors", help="a fold's regressors on its test subjects")
+    p.add_argument("--models", nargs="+", required=True, help="frozen.pt / final.pt files")
+    p.add_argument("--table", required=True, help="dataset_B.tsv")
+    p.add_argument("--folds", required=True)
+    p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=predict_regressors_command)
     p = sub.add_parser("gather", help="the folds' predictions in one table")
     p.add_argument("--predictions", nargs="+", required=True)
     p.add_argument("--out", required=True)

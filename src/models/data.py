@@ -1,5 +1,6 @@
 """Training pairs as tensors: a dataset table's rows, a fold's subjects, the paper's
-augmentations applied alike to the radiograph and its target.
+augmentations applied alike to the radiograph and its target; for the regressors, the
+radiograph (or its proximal-femur ROI) with the subject's BMD and its sample weight.
 
 The radiograph is standardised per image (zero mean, unit SD: exposure and processing
 differ between radiographs); targets stay in g/cm². Pairs may be trained at a reduced
@@ -15,7 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from skimage.transform import resize
 from torchvision.transforms import v2
+
+from models.regression import sample_weights
 
 TARGETS = {"bone": "bone_drr_g_cm2", "pf": "pf_drr_g_cm2"}
 
@@ -74,6 +78,76 @@ class PairDataset(torch.utils.data.Dataset):
         return x, y
 
 
+def proximal_femur_roi(xray: np.ndarray, pf_mask: np.ndarray, size: int, margin=0.15):
+    """The conventional method's input: a square crop about the PF region's bounding box
+    (its longer side plus ``margin`` on each side), resized to ``size`` × ``size``.
+
+    The box comes from the ground-truth PF silhouette: the paper's "pre-cropped ROI ...
+    to simulate the most ideal situation" of a localisation model. Outside the image the
+    crop repeats the edge pixels."""
+    rows, cols = np.nonzero(pf_mask)
+    if rows.size == 0:
+        raise ValueError("the pair has an empty PF mask: no ROI to crop")
+    centre = np.array([rows.min() + rows.max(), cols.min() + cols.max()]) / 2.0
+    half = 0.5 * (1 + 2 * margin) * (max(np.ptp(rows), np.ptp(cols)) + 1)
+    lo = np.floor(centre - half).astype(int)
+    hi = np.ceil(centre + half).astype(int)
+    pad = int(max(0, -lo.min(), *(hi - np.array(xray.shape))))
+    padded = np.pad(np.asarray(xray, np.float32), pad, mode="edge")
+    crop = padded[lo[0] + pad : hi[0] + pad, lo[1] + pad : hi[1] + pad]
+    return resize(crop, (size, size), anti_aliasing=True, preserve_range=True).astype(np.float32)
+
+
+class RegressionDataset(torch.utils.data.Dataset):
+    """Radiographs of ``table``'s rows whose subjects are in ``subjects`` and whose
+    ``target`` column (e.g. ``dxa_bmd_g_cm2``) is known, with that BMD and its sample
+    weight (Eq. 10, over these rows). The input is the pair's radiograph at 1/``factor``
+    of its size or, with ``roi_size``, its PF ROI crop (the conventional method)."""
+
+    def __init__(
+        self,
+        table: str | Path,
+        subjects,
+        target: str,
+        factor: int = 1,
+        augment: bool = False,
+        roi_size: int | None = None,
+        root: str | Path = ".",
+    ):
+        df = pd.read_csv(table, sep="\t", dtype={"subject_id": str, "image": str})
+        df = df[df["subject_id"].isin(set(subjects))]
+        df = df[np.isfinite(df[target].to_numpy(float))].reset_index(drop=True)
+        if df.empty:
+            raise ValueError(
+                f"{table}: no pairs with a known {target} for the subjects {sorted(subjects)}"
+            )
+        self.rows = df
+        self.inputs = [load_input(Path(root) / p, factor, roi_size) for p in df["pair"]]
+        self.bmd = df[target].to_numpy(np.float32)
+        self.weights = sample_weights(self.bmd).astype(np.float32)
+        self.transform = paper_augmentation() if augment else None
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(self.inputs[i])[None]
+        if self.transform is not None:
+            x, _ = self.transform(x)
+        return x, torch.tensor(self.bmd[i]), torch.tensor(self.weights[i])
+
+
+def load_input(path: str | Path, factor: int = 1, roi_size: int | None = None) -> np.ndarray:
+    """A regressor's input from a pair file: the standardised radiograph at 1/``factor``
+    of its size, or the PF ROI crop at ``roi_size`` (the conventional method) cut from
+    the radiograph standardised as a whole, so the ROI keeps its intensities relative to
+    the rest of the image (a crop standardised on its own loses the bone's density)."""
+    if roi_size is None:
+        return load_pair(path, "pf", factor)[0]
+    with np.load(path) as pair:
+        return proximal_femur_roi(standardise(pair["xray"]), pair["pf_mask"], roi_size)
+
+
 def paper_augmentation():
     """Gu et al. 2023, Appendix A: rotation ±25°, shear ±9°, translation ±0.3, scaling
     ±0.3, horizontal and vertical flips (the same for radiograph and target), brightness
@@ -86,9 +160,13 @@ def paper_augmentation():
         ]
     )
 
-    def apply(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        both = geometric(torch.cat([x, y]))  # one draw for both channels
-        x, y = both[:1], both[1:]
+    def apply(x: torch.Tensor, y: torch.Tensor | None = None):
+        """(radiograph, target image or None) → both moved by one geometric draw."""
+        if y is None:
+            x = geometric(x)
+        else:
+            both = geometric(torch.cat([x, y]))  # one draw for both channels
+            x, y = both[:1], both[1:]
         gain = 1.0 + (torch.rand(()) - 0.5)  # contrast ×[0.5, 1.5]
         shift = torch.rand(()) - 0.5  # brightness ±0.5 SD
         return x * gain + shift, y

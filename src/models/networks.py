@@ -1,10 +1,11 @@
 """The decomposition networks (Gu et al. 2023, Sec. 3.2 and Appendix A).
 
-- :class:`Generator`: an encoder with high-resolution features, HRNet from ``timm`` (the
-  paper uses HRFormer-B and reports HRNet about as good), whose parallel branches
-  (strides 4 to 32) are upsampled and fused at 1/4 resolution, the "1/4-resolution
-  representation" the regression head reads; then a pix2pixHD-style decoder of
-  transposed convolutions back to full resolution. Batch and instance normalisation are
+- :class:`Encoder` (the paper's M_E): a backbone with high-resolution features, HRNet
+  from ``timm`` (the paper uses HRFormer-B and reports HRNet about as good), whose
+  parallel branches (strides 4 to 32) are upsampled and fused at 1/4 resolution, the
+  "1/4-resolution representation" the regression head reads.
+- :class:`Generator`: the encoder, then a pix2pixHD-style decoder (M_D) of transposed
+  convolutions back to full resolution. Batch and instance normalisation are
   replaced by GroupNorm, as in the paper.
 - :class:`MultiscaleDiscriminator`: pix2pixHD's conditional PatchGAN at several image
   scales; input = radiograph and DRR stacked; every layer's features are returned for
@@ -38,13 +39,46 @@ def batch_norm_to_group_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-class Generator(nn.Module):
-    """Radiograph (B, 1, H, W) → decomposed image (B, out_channels, H, W).
+class Encoder(nn.Module):
+    """The paper's encoder M_E: radiograph (B, 1, H, W) → the fused 1/4-resolution
+    representation (B, 4·width, H/4, W/4), which the decoder (stages 1 and 2) and the
+    regression head (stage 3) read.
 
     ``backbone`` is any ``timm`` model with ``features_only`` support; for HRNet the
     branch outputs themselves are used (``feature_location=''``). H and W must be
     multiples of 32.
     """
+
+    def __init__(self, backbone: str = "hrnet_w18_small", width: int = 32, pretrained=False):
+        super().__init__()
+        kwargs = {"feature_location": ""} if backbone.startswith("hrnet") else {}
+        self.backbone = batch_norm_to_group_norm(
+            timm.create_model(
+                backbone, features_only=True, pretrained=pretrained, in_chans=1, **kwargs
+            )
+        )
+        info = self.backbone.feature_info
+        # The branches at strides 4 and coarser make the 1/4-resolution representation.
+        self.branches = [i for i, r in enumerate(info.reduction()) if r >= 4]
+        fused = sum(info.channels()[i] for i in self.branches)
+        self.channels = 4 * width
+        self.fuse = nn.Sequential(
+            nn.Conv2d(fused, self.channels, 1, bias=False), group_norm(self.channels), nn.ReLU(True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(x)
+        size = features[self.branches[0]].shape[-2:]
+        parts = [
+            f if f.shape[-2:] == size else F.interpolate(f, size, mode="bilinear")
+            for f in (features[i] for i in self.branches)
+        ]
+        return self.fuse(torch.cat(parts, dim=1))
+
+
+class Generator(nn.Module):
+    """Radiograph (B, 1, H, W) → decomposed image (B, out_channels, H, W): the encoder
+    M_E, then pix2pixHD's up-sampling decoder M_D."""
 
     def __init__(
         self,
@@ -54,20 +88,8 @@ class Generator(nn.Module):
         pretrained: bool = False,
     ):
         super().__init__()
-        kwargs = {"feature_location": ""} if backbone.startswith("hrnet") else {}
-        self.encoder = batch_norm_to_group_norm(
-            timm.create_model(
-                backbone, features_only=True, pretrained=pretrained, in_chans=1, **kwargs
-            )
-        )
-        info = self.encoder.feature_info
-        # The branches at strides 4 and coarser make the 1/4-resolution representation.
-        self.branches = [i for i, r in enumerate(info.reduction()) if r >= 4]
-        fused = sum(info.channels()[i] for i in self.branches)
-        self.fuse = nn.Sequential(
-            nn.Conv2d(fused, 4 * width, 1, bias=False), group_norm(4 * width), nn.ReLU(True)
-        )
-        self.representation_channels = 4 * width
+        self.encoder = Encoder(backbone, width, pretrained)
+        self.representation_channels = self.encoder.channels
 
         def up(cin, cout):  # pix2pixHD's up-sampling block
             return [
@@ -85,17 +107,10 @@ class Generator(nn.Module):
 
     def representation(self, x: torch.Tensor) -> torch.Tensor:
         """The fused 1/4-resolution features (B, C, H/4, W/4)."""
-        features = self.encoder(x)
-        base = features[self.branches[0]]
-        size = base.shape[-2:]
-        parts = [
-            f if f.shape[-2:] == size else F.interpolate(f, size, mode="bilinear")
-            for f in (features[i] for i in self.branches)
-        ]
-        return self.fuse(torch.cat(parts, dim=1))
+        return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.representation(x))
+        return self.decoder(self.encoder(x))
 
 
 class PatchDiscriminator(nn.Module):

@@ -115,7 +115,7 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _restore_rng(rng: dict, loader_rng: torch.Generator) -> None:
+def restore_rng(rng: dict, loader_rng: torch.Generator) -> None:
     torch.set_rng_state(rng["torch"])
     loader_rng.set_state(rng["loader"])
 
@@ -145,7 +145,7 @@ def train_stage(
         ckpt = load_checkpoint(out / "last.pt")
         stage.load(ckpt)
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
-        _restore_rng(ckpt["rng"], loader_rng)
+        restore_rng(ckpt["rng"], loader_rng)
     elif init_from is not None:
         stage.load(load_checkpoint(init_from), weights_only=True)
     loader = torch.utils.data.DataLoader(

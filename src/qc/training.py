@@ -1,4 +1,5 @@
-"""Training curves: each stage's loss terms per epoch, one line per fold."""
+"""Training curves: each model's loss terms per epoch, one row per model (stage one,
+stage two, stage three and the baseline per target), one line per fold."""
 
 from __future__ import annotations
 
@@ -7,22 +8,33 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global sta
 from conventions.files import atomic_path
 from conventions.geometry import read_json_object
 
-TERMS = ("total", "l1", "gc", "adversarial", "feature_matching", "discriminator")
+# The decomposition stages' terms, then the regressors' (weighted L1 on the standardised
+# target, and the MAE in the target's units).
+TERMS = ("total", "l1", "gc", "adversarial", "feature_matching", "discriminator", "loss", "mae")
+
+
+def _label(stage) -> str:
+    return f"stage {stage}" if isinstance(stage, int) else str(stage)
 
 
 def training_curves(histories: list[str], out_png: str) -> None:
     docs = [read_json_object(p) for p in histories]
-    stages = sorted({d["stage"] for d in docs})
-    terms = [t for t in TERMS if any(t in d["history"][0] for d in docs if d["history"])]
-    fig = Figure(figsize=(3.2 * len(terms), 2.8 * len(stages)))
-    for i, stage in enumerate(stages):
-        for j, term in enumerate(terms):
-            ax = fig.add_subplot(len(stages), len(terms), i * len(terms) + j + 1)
-            for d in (d for d in docs if d["stage"] == stage):
+    labels = list(dict.fromkeys(_label(d["stage"]) for d in docs))  # in the given order
+    rows = {
+        label: [t for t in TERMS if any(t in h for d in docs if _label(d["stage"]) == label
+                                       for h in d["history"])]
+        for label in labels
+    }  # fmt: skip
+    ncols = max(len(terms) for terms in rows.values())
+    fig = Figure(figsize=(3.0 * ncols, 2.6 * len(labels)))
+    for i, label in enumerate(labels):
+        for j, term in enumerate(rows[label]):
+            ax = fig.add_subplot(len(labels), ncols, i * ncols + j + 1)
+            for d in (d for d in docs if _label(d["stage"]) == label):
                 epochs = [h["epoch"] for h in d["history"] if term in h]
                 values = [h[term] for h in d["history"] if term in h]
                 ax.plot(epochs, values, marker=".", label=f"fold {d['fold']}")
-            ax.set_title(f"stage {stage}: {term}", fontsize=8)
+            ax.set_title(f"{label}: {term}", fontsize=8)
             ax.set_xlabel("epoch", fontsize=7)
             ax.tick_params(labelsize=6)
             if i == 0 and j == 0:
