@@ -139,8 +139,8 @@ def test_the_roi_keeps_the_density_a_whole_image_shows(pairs):
     make every bone look alike)."""
     data = RegressionDataset(pairs, SUBJECTS, "dxa_bmd_g_cm2", roi_size=32)
     assert data.inputs[0].shape == (32, 32)
-    peaks = [x.max() for x in data.inputs]
-    assert np.corrcoef(peaks, data.bmd)[0, 1] > 0.95
+    bright = [np.percentile(x, 98) for x in data.inputs]  # the bone's brightest (not noise)
+    assert np.corrcoef(bright, data.bmd)[0, 1] > 0.95  # 0.962; 0.887 standardised alone
 
 
 def test_cli_trains_both_regressors_and_predicts_a_fold(pairs, stage2, tmp_path):

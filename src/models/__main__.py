@@ -15,7 +15,8 @@
                   ``final.pt`` and the loss history.
 ``predict-regressors``  a fold's regressors on its test subjects → predictions TSV.
 ``gather``        the folds' predictions in one table (``results/cohort/predictions.tsv``).
-``predict``       one new radiograph: PF-DRR (pair and radiograph frames) and BMD.
+``predict``       one new radiograph: PF-DRR (pair and radiograph frames) and BMD (from
+                  the PF-DRR, and from a stage-three regressor when given).
 """
 
 from __future__ import annotations
@@ -187,12 +188,22 @@ def predict_command(a) -> int:
         calibration = BmdCalibration(**fit)
     pixels = read_radiograph(a.xray).pixels
     factor = int(doc["factor"]) if doc else a.factor
-    out = predict_radiograph(generator, pixels, a.side, factor, calibration)
+    regressor = None
+    if a.regressor:
+        regressor, rcfg = load_regressor(a.regressor)
+        if rcfg.kind != "decomposition" or rcfg.factor != factor:
+            raise ValueError(
+                f"{a.regressor}: a {rcfg.kind} regressor at factor {rcfg.factor}; --regressor "
+                f"takes a stage-three model trained at the generator's factor {factor}"
+            )
+    out = predict_radiograph(generator, pixels, a.side, factor, calibration, regressor=regressor)
     write_npz(a.out_npz, pf_drr_pair_g_cm2=out["pf_drr_pair_g_cm2"],
               pf_drr_radiograph_g_cm2=out["pf_drr_radiograph_g_cm2"])  # fmt: skip
     record = {k: v for k, v in out.items() if not k.startswith("pf_drr")}
+    if regressor is not None:
+        record["bmd_regression_target"] = rcfg.target
     write_json(a.out_json, record)
-    print(json.dumps({k: record[k] for k in ("bmd", "bmd_target") if k in record}))
+    print(json.dumps({k: v for k, v in record.items() if k.startswith("bmd")}))
     return 0
 
 
@@ -252,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--xray", required=True)
     p.add_argument("--side", choices=("L", "R"), required=True)
     p.add_argument("--factor", type=int, default=1, help="without a calibration JSON")
+    p.add_argument("--regressor", default=None, help="a stage-three final.pt: its BMD too")
     p.add_argument("--out-npz", required=True)
     p.add_argument("--out-json", required=True)
     p.set_defaults(run=predict_command)

@@ -3,7 +3,8 @@
 - :func:`predict_images`: a trained generator's images for standardised radiographs.
 - :func:`predict_radiograph`: one new radiograph, end to end: its target hip side
   through the dataset stage's pair transform, the generator, the predicted PF-DRR
-  mapped back onto the radiograph's pixels, and its BMD by a fold's calibration.
+  mapped back onto the radiograph's pixels, and its BMD by a fold's calibration and,
+  optionally, by a stage-three regressor.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from dataset.pairs import pair_transform
 from models.bmd import BmdCalibration
 from models.data import standardise
 from models.networks import Generator
 from models.train import TrainConfig, load_checkpoint
+from models.train_regression import predict_bmd
 
 
 def load_generator(checkpoint: str) -> tuple[Generator, TrainConfig]:
@@ -45,8 +48,11 @@ def predict_radiograph(
     factor: int,
     calibration: BmdCalibration | None = None,
     pair_shape: tuple[int, int] = (512, 256),
+    regressor: torch.nn.Module | None = None,
 ) -> dict:
-    """PF-DRR (pair and radiograph frames, g/cm²) and BMD of one radiograph's ``side`` hip.
+    """PF-DRR (pair and radiograph frames, g/cm²) and BMD of one radiograph's ``side`` hip:
+    from the PF-DRR by a fold's ``calibration`` (``bmd``) and, given a stage-three
+    ``regressor`` trained at the same ``factor``, from the regression (``bmd_regression``).
 
     ``factor`` is the model's training downsampling of the pair (its config)."""
     t = pair_transform(pixels.shape, side, pair_shape)
@@ -57,20 +63,20 @@ def predict_radiograph(
     pf_small = pred[0, 0].numpy()
     # Areal density is intensive: interpolated back to the pair's size for display.
     pf_pair = F.interpolate(pred, size=pair_shape, mode="bilinear")[0, 0].numpy()
-    # Onto the radiograph: the inverse transform, pixel by pixel (nearest is enough to
-    # show it; the BMD is read in the pair's frame, as in training).
+    # Onto the radiograph: each of its pixels sampled (bilinear) where the pair transform
+    # takes it; outside the pair, no prediction (0). The BMD is read in the pair's frame,
+    # as in training.
     rows, cols = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
     rc = t.to_pair(np.stack([rows.ravel(), cols.ravel()], axis=1))
-    r, c = np.round(rc[:, 0]).astype(int), np.round(rc[:, 1]).astype(int)
-    inside = (r >= 0) & (r < pair_shape[0]) & (c >= 0) & (c < pair_shape[1])
-    back = np.zeros(pixels.size, np.float32)
-    back[inside] = pf_pair[r[inside], c[inside]]
+    back = ndimage.map_coordinates(pf_pair, rc.T, order=1, mode="constant", cval=0.0)
     result = {
         "pf_drr_pair_g_cm2": pf_pair,
-        "pf_drr_radiograph_g_cm2": back.reshape(pixels.shape),
+        "pf_drr_radiograph_g_cm2": back.reshape(pixels.shape).astype(np.float32),
         "transform": t.to_dict(),
     }
     if calibration is not None:
         result["bmd"] = float(calibration.predict([pf_small])[0])
         result["bmd_target"] = calibration.target
+    if regressor is not None:  # stage three reads the same standardised pair
+        result["bmd_regression"] = float(predict_bmd(regressor, x[:, 0].numpy())[0])
     return result
