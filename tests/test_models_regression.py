@@ -100,13 +100,21 @@ def stage3_config(**kw) -> RegressionConfig:
     return RegressionConfig(**{**base, **kw})
 
 
-def test_stage_three_trains_the_head_frozen_then_everything(pairs, stage2, tmp_path):
+@pytest.fixture(scope="module")
+def stage3_whole(pairs, stage2, tmp_path_factory):
+    """Stage three trained without interruption: 2 epochs frozen, 2 end to end."""
+    out = tmp_path_factory.mktemp("stage3")
     data = RegressionDataset(pairs, SUBJECTS, "dxa_bmd_g_cm2", augment=True)
+    run = train_regressor(data, stage3_config(), out, init_from=stage2, progress=False)
+    return out, run["history"], data
+
+
+def test_stage_three_trains_the_head_frozen_then_everything(stage2, stage3_whole):
+    out, history, data = stage3_whole
     generator = load_checkpoint(stage2)["generator"]
-    run = train_regressor(data, stage3_config(), tmp_path, init_from=stage2, progress=False)
-    assert [h["phase"] for h in run["history"]] == ["frozen"] * 2 + ["finetune"] * 2
-    frozen, _ = load_regressor(tmp_path / "frozen.pt")
-    final, cfg = load_regressor(tmp_path / "final.pt")
+    assert [h["phase"] for h in history] == ["frozen"] * 2 + ["finetune"] * 2
+    frozen, _ = load_regressor(out / "frozen.pt")
+    final, cfg = load_regressor(out / "final.pt")
     # Frozen: the encoder is stage two's, bit for bit, and only the head moved.
     for k, v in frozen.encoder.state_dict().items():
         assert torch.equal(v, generator[f"encoder.{k}"]), k
@@ -118,19 +126,22 @@ def test_stage_three_trains_the_head_frozen_then_everything(pairs, stage2, tmp_p
     assert cfg.target == "dxa_bmd_g_cm2"
 
 
-@pytest.mark.parametrize("cut", [2, 3])  # at the phase boundary, and within fine-tuning
 def test_a_regressor_interrupted_and_resumed_equals_an_uninterrupted_one(
-    pairs, stage2, tmp_path, cut
+    pairs, stage2, stage3_whole, tmp_path
 ):
-    data = RegressionDataset(pairs, SUBJECTS, "qct_bmd_mg_cm3", augment=True)
-    whole = train_regressor(data, stage3_config(), tmp_path / "whole", stage2, progress=False)
-    train_regressor(data, stage3_config(), tmp_path / "cut", stage2, cut, progress=False)
-    assert not (tmp_path / "cut" / "final.pt").exists()
-    resumed = train_regressor(data, stage3_config(), tmp_path / "cut", stage2, progress=False)
-    assert resumed["history"] == whole["history"]
-    a = load_checkpoint(tmp_path / "whole" / "final.pt")["model"]
-    b = load_checkpoint(tmp_path / "cut" / "final.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    """Killed at the switch from frozen to end to end, then within fine-tuning: each
+    resumption repeats the uninterrupted run exactly."""
+    whole, history, data = stage3_whole
+    cut = tmp_path / "cut"
+    for stop in (2, 3):
+        train_regressor(data, stage3_config(), cut, stage2, stop, progress=False)
+        assert not (cut / "final.pt").exists()
+    resumed = train_regressor(data, stage3_config(), cut, stage2, progress=False)
+    assert resumed["history"] == history
+    for name in ("frozen.pt", "final.pt"):
+        a = load_checkpoint(whole / name)["model"]
+        b = load_checkpoint(cut / name)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_the_roi_keeps_the_density_a_whole_image_shows(pairs):

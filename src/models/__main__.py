@@ -40,6 +40,7 @@ from models.train_regression import (
     RegressionConfig,
     load_regressor,
     predict_bmd,
+    regressor_from_checkpoint,
     train_regressor,
 )
 
@@ -134,11 +135,12 @@ def train_regressor_command(a) -> int:
     return 0
 
 
-def regression_method(cfg: RegressionConfig, checkpoint: str) -> str:
-    """The method a regressor's predictions are reported under (Table 2's rows)."""
+def regression_method(cfg: RegressionConfig, epoch: int) -> str:
+    """The method a regressor's predictions are reported under (Table 2's rows): stage
+    three's checkpoint after ``epoch`` epochs is the frozen or the fine-tuned model."""
     if cfg.kind == "conventional":
         return "conventional_regression"
-    frozen = int(load_checkpoint(checkpoint)["epoch"]) <= cfg.epochs
+    frozen = epoch <= cfg.epochs
     return "decomposition+regression_frozen" if frozen else "decomposition+regression"
 
 
@@ -148,8 +150,9 @@ def predict_regressors_command(a) -> int:
     table = table[table["subject_id"].isin(set(test))].reset_index(drop=True)
     rows = []
     for checkpoint in a.models:
-        model, cfg = load_regressor(checkpoint)
-        method = regression_method(cfg, checkpoint)
+        ckpt = load_checkpoint(checkpoint)
+        model, cfg = regressor_from_checkpoint(ckpt)
+        method = regression_method(cfg, int(ckpt["epoch"]))
         roi = cfg.roi_pixels if cfg.kind == "conventional" else None
         inputs = np.stack([load_input(p, cfg.factor, roi) for p in table["pair"]])
         estimate = predict_bmd(model, inputs)

@@ -211,7 +211,10 @@ def train_regressor(
 
 def load_regressor(checkpoint: str | Path) -> tuple[torch.nn.Module, RegressionConfig]:
     """A trained regressor (eval mode, CPU) and its settings."""
-    ckpt = load_checkpoint(checkpoint)
+    return regressor_from_checkpoint(load_checkpoint(checkpoint))
+
+
+def regressor_from_checkpoint(ckpt: dict) -> tuple[torch.nn.Module, RegressionConfig]:
     cfg = RegressionConfig.from_dict(ckpt["config"])
     model = build_regressor(cfg)
     model.load_state_dict(ckpt["model"])
