@@ -82,3 +82,17 @@ def test_one_optimisation_step_lowers_the_loss_on_a_fixed_batch():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
+
+
+def test_gc_loss_has_finite_gradients_against_a_flat_target():
+    """An augmentation can move the PF region out of the frame, leaving an all-zero
+    target: GC is undefined there, and its gradient must be zero, not NaN (a NaN
+    gradient once turned a whole demo network into NaN)."""
+    pred = torch.rand(2, 1, 32, 16, requires_grad=True)
+    target = torch.rand(2, 1, 32, 16)
+    target[1] = 0.0
+    loss = gradient_correlation_loss(pred, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
+    assert float(pred.grad[1].abs().max()) == 0.0  # the flat target pulls nothing
+    assert float(pred.grad[0].abs().max()) > 0.0

@@ -62,7 +62,9 @@ def _ncc(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | None) -> torch.Tens
     mb = (b * w).sum(dims, keepdim=True) / n
     da, db = (a - ma) * w, (b - mb) * w
     num = (da * db).sum(dims)
-    den = torch.sqrt((da * da).sum(dims) * (db * db).sum(dims)).clamp_min(EPS)
+    # Clamped before the root: at a flat image sqrt's derivative is infinite, and the
+    # gradient through a clamp after it would be 0 · ∞ = NaN (a training-loss killer).
+    den = torch.sqrt(((da * da).sum(dims) * (db * db).sum(dims)).clamp_min(EPS * EPS))
     return num / den
 
 
