@@ -97,7 +97,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {a.batch}")
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name()}")
-    print(f"{'device':6} {'pair':>9} {'model':34} {'images/s':>9} {'vs baseline':>11}")
+    print(f"{'device':6} {'pair':>9} {'model':40} {'images/s':>9} {'vs baseline':>11}")
     for device in devices:
         amp = device.type == "cuda"
         for size in sizes:
@@ -119,7 +119,7 @@ def main() -> int:
                 rate = images_per_second(step, s, a.batch, device, a.seconds)
                 reference = reference or rate
                 shown = f"{size[0]}x{size[1]}"
-                print(f"{device.type:6} {shown:>9} {name:34} {rate:9.1f} {rate / reference:10.2f}x")
+                print(f"{device.type:6} {shown:>9} {name:40} {rate:9.1f} {rate / reference:10.2f}x")
     return 0
 
 

@@ -53,7 +53,7 @@ def train_command(a) -> int:
     overrides = json.loads(a.config) if a.config else {}
     factor = int(overrides.pop("factor", 1))
     cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
-    data = PairDataset(a.table, train, STAGE_TARGET[a.stage], factor=factor, augment=True)
+    data = PairDataset(a.table, train, STAGE_TARGET[a.stage], factor, augment=cfg.augment)
     print(f"stage {a.stage}, fold {a.fold}: {len(data)} pairs of {len(train)} subjects")
     run = train_stage(data, cfg, a.out_dir, init_from=a.init, progress=not a.quiet)
     write_json(a.out_history, {"stage": a.stage, "fold": a.fold, "factor": factor,
@@ -124,7 +124,7 @@ def train_regressor_command(a) -> int:
         settings.update(backbone=stage2["backbone"], width=stage2["width"])
     cfg = RegressionConfig.from_dict(settings)
     roi = cfg.roi_pixels if a.kind == "conventional" else None
-    data = RegressionDataset(a.table, train, a.target, cfg.factor, augment=True, roi_size=roi)
+    data = RegressionDataset(a.table, train, a.target, cfg.factor, cfg.augment, roi_size=roi)
     cfg.image_size = tuple(data.inputs[0].shape)
     print(f"{a.kind} regression of {a.target}, fold {a.fold}: {len(data)} radiographs of "
           f"{len(train)} subjects, input {cfg.image_size}")  # fmt: skip

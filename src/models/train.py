@@ -35,6 +35,7 @@ class TrainConfig:
     discriminator_width: int = 16
     discriminator_scales: int = 2
     adversarial: bool = True
+    augment: bool = True  # the paper's augmentations
     weights: LossWeights = field(default_factory=LossWeights)
     seed: int = 2023
 
@@ -120,6 +121,27 @@ def restore_rng(rng: dict, loader_rng: torch.Generator) -> None:
     loader_rng.set_state(rng["loader"])
 
 
+def open_run(out_dir: str | Path, seed: int) -> tuple[Path, torch.device, bool, torch.Generator]:
+    """The output folder (made), the device, whether to use mixed precision, and the
+    loader's shuffling generator; torch's generator seeded."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device, amp = device_and_precision()
+    seed_everything(seed)
+    return out, device, amp, torch.Generator().manual_seed(seed)
+
+
+def resume_checkpoint(out: Path, loader_rng: torch.Generator) -> dict | None:
+    """``out/last.pt``'s contents with the random states it saved restored, or None for
+    a fresh run. Called after the networks are built: their initial weights draw from
+    torch's generator, which an uninterrupted run had also done before epoch one."""
+    if not (out / "last.pt").is_file():
+        return None
+    ckpt = load_checkpoint(out / "last.pt")
+    restore_rng(ckpt["rng"], loader_rng)
+    return ckpt
+
+
 def train_stage(
     dataset: torch.utils.data.Dataset,
     cfg: TrainConfig,
@@ -133,19 +155,14 @@ def train_stage(
     ``init_from`` starts the networks from another stage's final weights (hierarchical
     learning: stage two from stage one). ``stop_after_epoch`` ends the run early, as a
     crash would (tests of resumption)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device, amp = device_and_precision()
-    seed_everything(cfg.seed)
+    out, device, amp, loader_rng = open_run(out_dir, cfg.seed)
     stage = Stage(cfg, device)
-    loader_rng = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     start = 0
-    if (out / "last.pt").is_file():
-        ckpt = load_checkpoint(out / "last.pt")
+    ckpt = resume_checkpoint(out, loader_rng)
+    if ckpt is not None:
         stage.load(ckpt)
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
-        restore_rng(ckpt["rng"], loader_rng)
     elif init_from is not None:
         stage.load(load_checkpoint(init_from), weights_only=True)
     loader = torch.utils.data.DataLoader(

@@ -20,13 +20,7 @@ import torch
 from tqdm import tqdm
 
 from models.regression import ConventionalRegressor, DecompositionRegressor, weighted_l1
-from models.train import (
-    device_and_precision,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    seed_everything,
-)
+from models.train import load_checkpoint, open_run, resume_checkpoint, save_checkpoint
 
 KINDS = ("decomposition", "conventional")
 
@@ -43,6 +37,7 @@ class RegressionConfig:
     restart_epochs: int = 10
     batch_size: int = 4
     checkpoint_every: int = 5
+    augment: bool = True  # the paper's augmentations
     seed: int = 2023
     factor: int = 1  # the pairs' downsampling, as in stages one and two
     image_size: tuple[int, int] = (512, 256)  # the network's input, after ``factor``
@@ -144,19 +139,14 @@ def train_regressor(
     :class:`models.data.RegressionDataset`); returns the history and the model.
 
     ``init_from``: the stage-two checkpoint whose encoder stage three starts from."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device, amp = device_and_precision()
-    seed_everything(cfg.seed)
+    out, device, amp, loader_rng = open_run(out_dir, cfg.seed)
     run = RegressionRun(cfg, device)
-    loader_rng = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     start = 0
-    if (out / "last.pt").is_file():
-        ckpt = load_checkpoint(out / "last.pt")
+    ckpt = resume_checkpoint(out, loader_rng)
+    if ckpt is not None:
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
         run.load(ckpt, start)
-        restore_rng(ckpt["rng"], loader_rng)
     else:
         if cfg.kind == "decomposition":
             if init_from is None:
