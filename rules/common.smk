@@ -234,9 +234,16 @@ def regressor_config(kind):
 def fold_regressors(wildcards):
     """A fold's trained regressors: stage three frozen and fine-tuned, and the baseline,
     for each target."""
-    fold = f"results/models/fold{wildcards.fold}"
-    stage3 = expand(fold + "/stage3_{t}/{m}.pt", t=REGRESSION_TARGETS, m=["frozen", "final"])
-    return stage3 + expand(fold + "/baseline_{t}/final.pt", t=REGRESSION_TARGETS)
+    return expand(
+        "results/models/fold{fold}/stage3_{t}/{m}.pt",
+        fold=wildcards.fold,
+        t=REGRESSION_TARGETS,
+        m=["frozen", "final"],
+    ) + expand(
+        "results/models/fold{fold}/baseline_{t}/final.pt",
+        fold=wildcards.fold,
+        t=REGRESSION_TARGETS,
+    )
 
 
 def stage2_inputs(wildcards):
