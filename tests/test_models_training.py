@@ -85,8 +85,10 @@ def test_a_fold_without_pairs_is_refused(tiny_dataset):
 def test_a_few_hundred_steps_learn_the_pf_drr_mean(tmp_path):
     """Radiograph → PF-DRR on tiny pairs whose bone density varies (tests/tiny_pairs.py):
     after 360 steps (60 epochs of 24 pairs, L1 and GC only) the predicted PF-DRR means of
-    12 unseen subjects correlate with the true means. Measured: PCC 0.91 after 600
-    steps, at the threshold 0.1 g/cm² (dropping the faint rim around the bone)."""
+    12 unseen subjects correlate with the true means, read at the threshold 0.1 g/cm²
+    (dropping the faint rim around the bone). Measured on these pairs (seed 1): PCC
+    0.82 (0.86 after 600 steps). The floor holds for this draw, not for any: other
+    draws of pairs gave 0.61 (seed 2) at 360 steps and 0.67-0.75 (seeds 2, 3) at 600."""
     table = write_tiny_pairs(tmp_path, 36, seed=1)
     subjects = [f"S{i:03d}" for i in range(36)]
     data = PairDataset(table, subjects[:24], "pf")
