@@ -22,6 +22,7 @@ include: "rules/anatomy.smk"
 include: "rules/registration.smk"
 include: "rules/dataset.smk"
 include: "rules/models.smk"
+include: "rules/evaluation.smk"
 
 
 rule all:

@@ -275,4 +275,6 @@ def all_products():
         "results/cohort/audit/summary.html",
         "results/cohort/predictions.tsv",
         "results/cohort/models/training_curves.png",
+        "results/cohort/metrics.tsv",
+        "results/cohort/table2.md",
     ]

@@ -89,7 +89,7 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["register"] == counts["registration_qc"] == counts["project"] == 10 * 4
     assert counts["pairs_qc"] == 10
     for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
-                 "training_curves"):  # fmt: skip
+                 "training_curves", "evaluate"):  # fmt: skip
         assert counts[rule] == 1
     for rule in ("train_stage1", "train_stage2", "predict_fold", "predict_regressors"):
         assert counts[rule] == 5  # config.yaml's folds
@@ -199,6 +199,9 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert set(predictions["target"]) == {"dxa_bmd_g_cm2", "qct_bmd_mg_cm3"}
     regressed = predictions[predictions["method"] != "decomposition"]
     assert np.isfinite(regressed["prediction"]).all()
+    metrics = pd.read_csv(workflow / "results/cohort/metrics.tsv", sep="\t")
+    assert set(metrics["method"]) == set(predictions["method"])
+    assert (workflow / "results/cohort/table2.md").read_text().startswith("| Method |")
     assert (workflow / "results/cohort/models/training_curves.png").stat().st_size > 5_000
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
@@ -257,6 +260,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("pf_drr_vs_bmd.png") for n in names)  # the dataset audit
     assert any(n.endswith("summary.html") for n in names)
     assert any(n.endswith("training_curves.png") for n in names)
+    assert any(n.endswith("table2.md") for n in names)  # the evaluation
 
 
 def _user_cohort(root: Path) -> Path:

@@ -1,0 +1,25 @@
+# The evaluation of the cohort's cross-validated predictions: the paper's metrics per
+# method and target, and Table 2.
+
+
+rule evaluate:
+    input:
+        "results/cohort/predictions.tsv",
+    output:
+        metrics="results/cohort/metrics.tsv",
+        table=report(
+            "results/cohort/table2.md",
+            caption="../report/table2.rst",
+            category="Evaluation",
+            labels={"table": "Table 2"},
+        ),
+    params:
+        code=source_hash("evaluation"),
+    conda:
+        "../envs/evaluation.yaml"
+    log:
+        "logs/evaluate.log",
+    localrule: True
+    shell:
+        "python -m evaluation summarise --predictions {input} --out-metrics {output.metrics}"
+        " --out-table {output.table} > {log} 2>&1"

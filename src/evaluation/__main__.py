@@ -1,0 +1,53 @@
+"""``python -m evaluation``: the cohort's metrics and its Table 2.
+
+``summarise``  predictions.tsv → metrics.tsv (per method and target: n, PCC and its p,
+               ICC(2,1), MAE, SEE, RMS-CV, Bland-Altman) and table2.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from conventions.errors import InputError
+from conventions.files import write_text
+from evaluation.summary import cohort_metrics, table2_markdown
+
+REQUIRED = {"subject_id", "image", "method", "target", "prediction", "truth"}
+
+
+def summarise_command(a) -> int:
+    predictions = pd.read_csv(a.predictions, sep="\t", dtype={"subject_id": str, "image": str})
+    missing = REQUIRED - set(predictions.columns)
+    if missing:
+        raise InputError(a.predictions, f"lacks the columns {sorted(missing)}")
+    metrics = cohort_metrics(predictions)
+    write_text(a.out_metrics, metrics.to_csv(sep="\t", index=False, float_format="%.6g"))
+    write_text(a.out_table, table2_markdown(metrics))
+    print(f"{len(metrics)} method × target rows from {len(predictions)} predictions")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m evaluation", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summarise", help="metrics.tsv and table2.md from predictions.tsv")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--out-metrics", required=True)
+    p.add_argument("--out-table", required=True)
+    p.set_defaults(run=summarise_command)
+    a = ap.parse_args(argv)
+    try:
+        return a.run(a)
+    except (InputError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

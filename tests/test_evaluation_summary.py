@@ -1,0 +1,64 @@
+"""Table 2 from a fixed predictions file, against values computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaluation.__main__ import main as evaluation_main
+
+TRUTH = [0.6, 0.6, 0.8, 0.8, 1.0, 1.0]  # subjects A, B, C, two radiographs each
+
+
+@pytest.fixture()
+def predictions(tmp_path):
+    rows = []
+    for method, preds in (
+        ("decomposition", TRUTH),  # perfect
+        ("conventional_regression", [0.7, 0.5, 0.8, 0.8, 1.1, 0.9]),  # ±0.1 on A and C
+        ("gt_pf_drr", [0.6, 0.6, 0.8, np.nan, 1.0, 1.0]),  # one missing
+    ):
+        for i, (p, t) in enumerate(zip(preds, TRUTH, strict=True)):
+            rows.append({"subject_id": "ABC"[i // 2], "image": f"ap{i % 2}", "pose": "supine",
+                         "fold": 0, "method": method, "target": "dxa_bmd_g_cm2",
+                         "prediction": p, "truth": t})  # fmt: skip
+    path = tmp_path / "predictions.tsv"
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_table2_matches_hand_computed_values(predictions, tmp_path):
+    out_metrics, out_table = tmp_path / "metrics.tsv", tmp_path / "table2.md"
+    assert evaluation_main(["summarise", "--predictions", str(predictions), "--out-metrics",
+                            str(out_metrics), "--out-table", str(out_table)]) == 0  # fmt: skip
+    m = pd.read_csv(out_metrics, sep="\t").set_index("method")
+    # Rows in Table 2's order.
+    assert list(m.index) == ["conventional_regression", "decomposition", "gt_pf_drr"]
+    perfect = m.loc["decomposition"]
+    assert perfect["pcc"] == pytest.approx(1.0) and perfect["icc"] == pytest.approx(1.0)
+    assert perfect["mae"] == 0.0 and perfect["see"] == pytest.approx(0.0, abs=1e-12)
+    assert perfect["rms_cv_pct"] == pytest.approx(0.0, abs=1e-10)
+    noisy = m.loc["conventional_regression"]
+    assert noisy["mae"] == pytest.approx(0.4 / 6)
+    assert noisy["ba_bias"] == pytest.approx(0.0, abs=1e-12)
+    # Per-subject CVs: A 0.1414/0.6, B 0, C 0.1414/1.0, so RMS-CV = 15.87 %.
+    cv_a, cv_c = np.sqrt(0.02) / 0.6, np.sqrt(0.02) / 1.0
+    expected = 100 * np.sqrt((cv_a**2 + cv_c**2) / 3)
+    assert noisy["rms_cv_pct"] == pytest.approx(expected, rel=1e-5)  # 6 digits in the TSV
+    missing = m.loc["gt_pf_drr"]
+    assert missing["n"] == 5 and missing["n_missing"] == 1
+    table = out_table.read_text()
+    assert "| Decomposition | 1.000 | 1.000 | 0.000 | 0.000 | 0.00% | – |" in table
+    assert "| Conventional regression |" in table and "15.87%" in table
+
+
+def test_a_predictions_file_without_its_columns_is_refused(tmp_path, capsys):
+    bad = tmp_path / "predictions.tsv"
+    bad.write_text("subject_id\tmethod\nS001\tx\n")
+    out = ["--out-metrics", str(tmp_path / "m.tsv"), "--out-table", str(tmp_path / "t.md")]
+    code = evaluation_main(["summarise", "--predictions", str(bad), *out])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "predictions.tsv" in err and "prediction" in err and "truth" in err
+    assert not (tmp_path / "m.tsv").exists()
