@@ -277,4 +277,6 @@ def all_products():
         "results/cohort/models/training_curves.png",
         "results/cohort/metrics.tsv",
         "results/cohort/table2.md",
+        "results/cohort/evaluation/scatter.png",
+        "results/cohort/evaluation/bland_altman.png",
     ]

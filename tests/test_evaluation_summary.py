@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from evaluation.__main__ import main as evaluation_main
+from evaluation.plots import bland_altman_figure, scatter_figure
 
 TRUTH = [0.6, 0.6, 0.8, 0.8, 1.0, 1.0]  # subjects A, B, C, two radiographs each
 
@@ -62,3 +63,19 @@ def test_a_predictions_file_without_its_columns_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "predictions.tsv" in err and "prediction" in err and "truth" in err
     assert not (tmp_path / "m.tsv").exists()
+
+
+def test_the_figures_show_each_method_and_its_agreement(predictions, tmp_path):
+    table = pd.read_csv(predictions, sep="\t")
+    scatter = scatter_figure(table)
+    assert len(scatter.axes) == 3  # one target × three methods, Table 2's order
+    titles = [ax.get_title() for ax in scatter.axes]
+    assert titles[1] == "Decomposition\nPCC 1.000, ICC 1.000"
+    ba = bland_altman_figure(table).axes[0]  # conventional regression: bias 0, SD √0.008
+    levels = sorted(line.get_ydata()[0] for line in ba.lines)
+    sd = np.std([0.1, -0.1, 0, 0, 0.1, -0.1], ddof=1)
+    assert levels == pytest.approx([-1.96 * sd, 0.0, 1.96 * sd], abs=1e-12)
+    out = ["--out-scatter", str(tmp_path / "s.png"), "--out-bland-altman", str(tmp_path / "b.png")]
+    assert evaluation_main(["plots", "--predictions", str(predictions), *out]) == 0
+    for name in ("s.png", "b.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -89,7 +89,7 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["register"] == counts["registration_qc"] == counts["project"] == 10 * 4
     assert counts["pairs_qc"] == 10
     for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
-                 "training_curves", "evaluate"):  # fmt: skip
+                 "training_curves", "evaluate", "evaluation_plots"):  # fmt: skip
         assert counts[rule] == 1
     for rule in ("train_stage1", "train_stage2", "predict_fold", "predict_regressors"):
         assert counts[rule] == 5  # config.yaml's folds
@@ -261,6 +261,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("summary.html") for n in names)
     assert any(n.endswith("training_curves.png") for n in names)
     assert any(n.endswith("table2.md") for n in names)  # the evaluation
+    assert any(n.endswith("bland_altman.png") for n in names)
 
 
 def _user_cohort(root: Path) -> Path:

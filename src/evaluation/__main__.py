@@ -2,6 +2,7 @@
 
 ``summarise``  predictions.tsv → metrics.tsv (per method and target: n, PCC and its p,
                ICC(2,1), MAE, SEE, RMS-CV, Bland-Altman) and table2.md.
+``plots``      predictions.tsv → the scatter and Bland-Altman figures (PNG).
 """
 
 from __future__ import annotations
@@ -13,20 +14,33 @@ import pandas as pd
 
 from conventions.errors import InputError
 from conventions.files import write_text
+from evaluation.plots import bland_altman_figure, save_png, scatter_figure
 from evaluation.summary import cohort_metrics, table2_markdown
 
 REQUIRED = {"subject_id", "image", "method", "target", "prediction", "truth"}
 
 
-def summarise_command(a) -> int:
-    predictions = pd.read_csv(a.predictions, sep="\t", dtype={"subject_id": str, "image": str})
+def read_predictions(path: str) -> pd.DataFrame:
+    predictions = pd.read_csv(path, sep="\t", dtype={"subject_id": str, "image": str})
     missing = REQUIRED - set(predictions.columns)
     if missing:
-        raise InputError(a.predictions, f"lacks the columns {sorted(missing)}")
+        raise InputError(path, f"lacks the columns {sorted(missing)}")
+    return predictions
+
+
+def summarise_command(a) -> int:
+    predictions = read_predictions(a.predictions)
     metrics = cohort_metrics(predictions)
     write_text(a.out_metrics, metrics.to_csv(sep="\t", index=False, float_format="%.6g"))
     write_text(a.out_table, table2_markdown(metrics))
     print(f"{len(metrics)} method × target rows from {len(predictions)} predictions")
+    return 0
+
+
+def plots_command(a) -> int:
+    predictions = read_predictions(a.predictions)
+    save_png(scatter_figure(predictions), a.out_scatter)
+    save_png(bland_altman_figure(predictions), a.out_bland_altman)
     return 0
 
 
@@ -41,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-table", required=True)
     p.set_defaults(run=summarise_command)
+    p = sub.add_parser("plots", help="scatter and Bland-Altman figures from predictions.tsv")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--out-scatter", required=True)
+    p.add_argument("--out-bland-altman", required=True)
+    p.set_defaults(run=plots_command)
     a = ap.parse_args(argv)
     try:
         return a.run(a)
