@@ -31,6 +31,7 @@ SEGMENTATION = config["segmentation"]
 REGISTRATION = config["registration"]
 DATASET = config["dataset"]
 MODELS = config["models"]
+EVALUATION = config["evaluation"]
 FOLDS = list(range(DATASET["folds"]))
 SYNTHETIC_DIR = "results/synthetic"
 

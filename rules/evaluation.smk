@@ -1,5 +1,5 @@
 # The evaluation of the cohort's cross-validated predictions: the paper's metrics per
-# method and target, and Table 2.
+# method and target, Table 2, the WHO categories against DXA's, and the figures.
 
 
 rule evaluate:
@@ -7,6 +7,7 @@ rule evaluate:
         "results/cohort/predictions.tsv",
     output:
         metrics="results/cohort/metrics.tsv",
+        categories="results/cohort/who_categories.tsv",
         table=report(
             "results/cohort/table2.md",
             caption="../report/table2.rst",
@@ -15,6 +16,8 @@ rule evaluate:
         ),
     params:
         code=source_hash("evaluation"),
+        t_mean=EVALUATION["t_score_reference"]["mean_g_cm2"],
+        t_sd=EVALUATION["t_score_reference"]["sd_g_cm2"],
     conda:
         "../envs/evaluation.yaml"
     log:
@@ -22,7 +25,8 @@ rule evaluate:
     localrule: True
     shell:
         "python -m evaluation summarise --predictions {input} --out-metrics {output.metrics}"
-        " --out-table {output.table} > {log} 2>&1"
+        " --out-table {output.table} --t-mean {params.t_mean} --t-sd {params.t_sd}"
+        " --out-categories {output.categories} > {log} 2>&1"
 
 
 rule evaluation_plots:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from evaluation.__main__ import main as evaluation_main
+from evaluation.categories import t_score, who_category
 from evaluation.plots import bland_altman_figure, scatter_figure
 
 TRUTH = [0.6, 0.6, 0.8, 0.8, 1.0, 1.0]  # subjects A, B, C, two radiographs each
@@ -79,3 +80,30 @@ def test_the_figures_show_each_method_and_its_agreement(predictions, tmp_path):
     assert evaluation_main(["plots", "--predictions", str(predictions), *out]) == 0
     for name in ("s.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_who_categories_at_their_boundaries():
+    assert who_category([-1.0, -1.0001, -2.4999, -2.5, 0.3]).tolist() == [
+        "normal", "osteopenia", "osteopenia", "osteoporosis", "normal"
+    ]  # fmt: skip
+    assert t_score([0.942 - 0.244], 0.942, 0.122)[0] == pytest.approx(-2.0)
+    with pytest.raises(ValueError, match="SD must be positive"):
+        t_score([0.8], 0.9, 0.0)
+
+
+def test_the_category_table_counts_each_method_against_dxa(predictions, tmp_path):
+    """Reference 0.942 ± 0.122: the truths 0.6, 0.8, 1.0 are osteoporosis, osteopenia and
+    normal (T = −2.80, −1.16, +0.48); the noisy method puts A's 0.7 in osteopenia."""
+    out = tmp_path / "categories.tsv"
+    assert evaluation_main(["summarise", "--predictions", str(predictions), "--out-metrics",
+                            str(tmp_path / "m.tsv"), "--out-table", str(tmp_path / "t.md"),
+                            "--out-categories", str(out)]) == 0  # fmt: skip
+    counts = pd.read_csv(out, sep="\t").set_index(["method", "dxa", "predicted"])["count"]
+    for category in ("normal", "osteopenia", "osteoporosis"):
+        assert counts["decomposition", category, category] == 2
+    assert counts["conventional_regression", "osteoporosis", "osteopenia"] == 1
+    assert counts["conventional_regression", "osteoporosis", "osteoporosis"] == 1
+    assert counts["conventional_regression", "normal", "normal"] == 2
+    assert counts.groupby(level="method").sum().to_dict() == {
+        "conventional_regression": 6, "decomposition": 6, "gt_pf_drr": 5
+    }  # fmt: skip

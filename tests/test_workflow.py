@@ -202,6 +202,8 @@ def test_synthetic_demo_runs_and_caches(workflow):
     metrics = pd.read_csv(workflow / "results/cohort/metrics.tsv", sep="\t")
     assert set(metrics["method"]) == set(predictions["method"])
     assert (workflow / "results/cohort/table2.md").read_text().startswith("| Method |")
+    categories = pd.read_csv(workflow / "results/cohort/who_categories.tsv", sep="\t")
+    assert set(categories["dxa"]) == {"normal", "osteopenia", "osteoporosis"}
     assert (workflow / "results/cohort/models/training_curves.png").stat().st_size > 5_000
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
