@@ -14,58 +14,54 @@ from evaluation.summary import METHODS, TARGETS
 
 
 def _panels(predictions: pd.DataFrame):
-    """(row, column, target, method, finite predictions) of each panel, Table 2's order."""
+    """A figure with a row per target and a column per method (Table 2's order), and for
+    each panel (axes, target's name and unit, method's label, truth, finite predictions)."""
     methods = [m for m in METHODS if m in set(predictions["method"])]
     methods += sorted(set(predictions["method"]) - set(METHODS))
     targets = [t for t in TARGETS if t in set(predictions["target"])]
-    for i, target in enumerate(targets):
-        for j, method in enumerate(methods):
-            g = predictions[(predictions["method"] == method) & (predictions["target"] == target)]
-            g = g[np.isfinite(g["prediction"].to_numpy(float))]
-            yield i, j, target, method, g
+    fig = Figure(figsize=(2.6 * len(methods), 2.6 * len(targets)))
 
+    def panels():
+        for i, target in enumerate(targets):
+            for j, method in enumerate(methods):
+                g = predictions[
+                    (predictions["method"] == method) & (predictions["target"] == target)
+                ]
+                g = g[np.isfinite(g["prediction"].to_numpy(float))]
+                ax = fig.add_subplot(len(targets), len(methods), i * len(methods) + j + 1)
+                ax.tick_params(labelsize=6)
+                yield (ax, *TARGETS[target], METHODS.get(method, method),
+                       g["truth"].to_numpy(float), g["prediction"].to_numpy(float))  # fmt: skip
 
-def _grid(predictions: pd.DataFrame) -> tuple[int, int]:
-    methods = set(predictions["method"])
-    return len(set(predictions["target"]) & set(TARGETS)), len(methods)
+    return fig, panels()
 
 
 def scatter_figure(predictions: pd.DataFrame) -> Figure:
-    rows, cols = _grid(predictions)
-    fig = Figure(figsize=(2.6 * cols, 2.6 * rows))
-    for i, j, target, method, g in _panels(predictions):
-        ax = fig.add_subplot(rows, cols, i * cols + j + 1)
-        name, unit = TARGETS[target]
-        truth, pred = g["truth"].to_numpy(float), g["prediction"].to_numpy(float)
+    fig, panels = _panels(predictions)
+    for ax, name, unit, label, truth, pred in panels:
         ax.scatter(truth, pred, s=10, c="tab:blue")
         both = np.concatenate([truth, pred])
         if both.size:
             lo, hi = both.min(), both.max()
             ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8)  # identity
-        if len(g) >= 3 and np.ptp(pred) > 0:
+        if len(pred) >= 3 and np.ptp(pred) > 0:
             title = f"PCC {pearson(pred, truth)[0]:.3f}, ICC {icc(pred, truth):.3f}"
         else:
             title = "too few or constant predictions"
-        ax.set_title(f"{METHODS.get(method, method)}\n{title}", fontsize=7)
+        ax.set_title(f"{label}\n{title}", fontsize=7)
         ax.set_xlabel(f"{name} ({unit})", fontsize=7)
         ax.set_ylabel("predicted", fontsize=7)
-        ax.tick_params(labelsize=6)
     fig.tight_layout()
     return fig
 
 
 def bland_altman_figure(predictions: pd.DataFrame) -> Figure:
-    rows, cols = _grid(predictions)
-    fig = Figure(figsize=(2.6 * cols, 2.6 * rows))
-    for i, j, target, method, g in _panels(predictions):
-        ax = fig.add_subplot(rows, cols, i * cols + j + 1)
-        name, unit = TARGETS[target]
-        truth, pred = g["truth"].to_numpy(float), g["prediction"].to_numpy(float)
-        ax.set_title(METHODS.get(method, method), fontsize=7)
+    fig, panels = _panels(predictions)
+    for ax, name, unit, label, truth, pred in panels:
+        ax.set_title(label, fontsize=7)
         ax.set_xlabel(f"mean of predicted and {name} ({unit})", fontsize=6)
         ax.set_ylabel("predicted − reference", fontsize=6)
-        ax.tick_params(labelsize=6)
-        if len(g) < 2:
+        if len(pred) < 2:
             continue
         ba = bland_altman(pred, truth)
         mean, diff = (pred + truth) / 2, pred - truth
