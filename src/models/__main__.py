@@ -33,7 +33,14 @@ from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_json_object
 from conventions.radiograph import read_radiograph
 from models.bmd import BmdCalibration, fit_bmd_calibration
-from models.data import PairDataset, RegressionDataset, fold_subjects, load_input, load_pair
+from models.data import (
+    PairDataset,
+    RegressionDataset,
+    fold_rows,
+    fold_subjects,
+    load_input,
+    load_pair,
+)
 from models.predict import load_generator, predict_images, predict_radiograph
 from models.train import TrainConfig, load_checkpoint, train_stage
 from models.train_regression import (
@@ -76,8 +83,7 @@ def train_command(a) -> int:
 def predict_fold_command(a) -> int:
     generator, _ = load_generator(a.model)
     train, test = fold_subjects(a.folds, a.fold)
-    table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str, "image": str})
-    table = table[table["subject_id"].isin(set(train) | set(test))].reset_index(drop=True)
+    table = fold_rows(a.table, set(train) | set(test))
     pairs = [load_pair(p, "pf", a.factor) for p in table["pair"]]
     predicted = predict_images(generator, np.stack([x for x, _ in pairs]))
     truth_images = np.stack([y for _, y in pairs])
@@ -151,16 +157,16 @@ def regression_method(cfg: RegressionConfig, epoch: int) -> str:
 
 def predict_regressors_command(a) -> int:
     _, test = fold_subjects(a.folds, a.fold)
-    table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str, "image": str})
-    table = table[table["subject_id"].isin(set(test))].reset_index(drop=True)
-    rows = []
+    table = fold_rows(a.table, test)
+    rows, inputs = [], {}  # inputs by (factor, ROI): read once for all regressors alike
     for checkpoint in a.models:
         ckpt = load_checkpoint(checkpoint)
         model, cfg = regressor_from_checkpoint(ckpt)
         method = regression_method(cfg, int(ckpt["epoch"]))
-        roi = cfg.roi_pixels if cfg.kind == "conventional" else None
-        inputs = np.stack([load_input(p, cfg.factor, roi) for p in table["pair"]])
-        estimate = predict_bmd(model, inputs)
+        key = (cfg.factor, cfg.roi_pixels if cfg.kind == "conventional" else None)
+        if key not in inputs:
+            inputs[key] = np.stack([load_input(p, *key) for p in table["pair"]])
+        estimate = predict_bmd(model, inputs[key])
         rows += prediction_rows(table, np.ones(len(table), bool), a.fold, method, cfg.target,
                                 estimate)  # fmt: skip
     out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)

@@ -47,6 +47,12 @@ def load_pair(path: str | Path, target: str, factor: int = 1) -> tuple[np.ndarra
     return standardise(x), y
 
 
+def fold_rows(table: str | Path, subjects) -> pd.DataFrame:
+    """The rows of a dataset table (TSV) whose subjects are in ``subjects``."""
+    df = pd.read_csv(table, sep="\t", dtype={"subject_id": str, "image": str})
+    return df[df["subject_id"].isin(set(subjects))].reset_index(drop=True)
+
+
 class PairDataset(torch.utils.data.Dataset):
     """The pairs of ``table`` (a dataset TSV) whose subjects are in ``subjects``."""
 
@@ -59,8 +65,7 @@ class PairDataset(torch.utils.data.Dataset):
         augment: bool = False,
         root: str | Path = ".",
     ):
-        df = pd.read_csv(table, sep="\t", dtype={"subject_id": str, "image": str})
-        df = df[df["subject_id"].isin(set(subjects))].reset_index(drop=True)
+        df = fold_rows(table, subjects)
         if df.empty:
             raise ValueError(f"{table}: no pairs for the subjects {sorted(subjects)}")
         self.rows = df
@@ -114,8 +119,7 @@ class RegressionDataset(torch.utils.data.Dataset):
         roi_size: int | None = None,
         root: str | Path = ".",
     ):
-        df = pd.read_csv(table, sep="\t", dtype={"subject_id": str, "image": str})
-        df = df[df["subject_id"].isin(set(subjects))]
+        df = fold_rows(table, subjects)
         df = df[np.isfinite(df[target].to_numpy(float))].reset_index(drop=True)
         if df.empty:
             raise ValueError(

@@ -116,7 +116,7 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def restore_rng(rng: dict, loader_rng: torch.Generator) -> None:
+def _restore_rng(rng: dict, loader_rng: torch.Generator) -> None:
     torch.set_rng_state(rng["torch"])
     loader_rng.set_state(rng["loader"])
 
@@ -138,7 +138,7 @@ def resume_checkpoint(out: Path, loader_rng: torch.Generator) -> dict | None:
     if not (out / "last.pt").is_file():
         return None
     ckpt = load_checkpoint(out / "last.pt")
-    restore_rng(ckpt["rng"], loader_rng)
+    _restore_rng(ckpt["rng"], loader_rng)
     return ckpt
 
 
