@@ -32,6 +32,12 @@ REGISTRATION = config["registration"]
 DATASET = config["dataset"]
 MODELS = config["models"]
 EVALUATION = config["evaluation"]
+COMPRESSION = EVALUATION["compression"]
+# The experiments models are trained in: "main" (every pose) and, for the robustness study
+# against unseen poses (Gu et al. 2023, Fig. 7), "limited_poses": stages 2 and 3 trained
+# on LIMITED_POSES' radiographs (stage 1 is main's), tested on every pose.
+LIMITED_POSES = EVALUATION["limited_poses"]
+EXPERIMENTS = ["main"] + (["limited_poses"] if LIMITED_POSES else [])
 FOLDS = list(range(DATASET["folds"]))
 SYNTHETIC_DIR = "results/synthetic"
 
@@ -55,6 +61,7 @@ wildcard_constraints:
     image=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     fold=r"\d+",
     target="dxa|qct",
+    experiment="|".join(EXPERIMENTS),
 
 
 def source_hash(*packages):
@@ -233,15 +240,21 @@ def regressor_config(kind):
 
 
 def fold_regressors(wildcards):
-    """A fold's trained regressors: stage three frozen and fine-tuned, and the baseline,
-    for each target."""
-    return expand(
-        "results/models/fold{fold}/stage3_{t}/{m}.pt",
+    """A fold's trained regressors: stage three frozen and fine-tuned for each target,
+    and in the main experiment the conventional baseline (the paper's limited-pose
+    study trains only the proposed method)."""
+    experiment = getattr(wildcards, "experiment", "main")
+    stage3 = expand(
+        "results/models/{e}/fold{fold}/stage3_{t}/{m}.pt",
+        e=experiment,
         fold=wildcards.fold,
         t=REGRESSION_TARGETS,
         m=["frozen", "final"],
-    ) + expand(
-        "results/models/fold{fold}/baseline_{t}/final.pt",
+    )
+    if experiment != "main":
+        return stage3
+    return stage3 + expand(
+        "results/models/main/fold{fold}/baseline_{t}/final.pt",
         fold=wildcards.fold,
         t=REGRESSION_TARGETS,
     )
@@ -250,8 +263,34 @@ def fold_regressors(wildcards):
 def stage2_inputs(wildcards):
     inputs = {"table": "results/cohort/dataset_B.tsv", "folds": "results/cohort/folds.json"}
     if MODELS["hierarchical"]:
-        inputs["init"] = f"results/models/fold{wildcards.fold}/stage1/final.pt"
+        # every experiment starts from main's stage 1 (dataset A is the same)
+        inputs["init"] = f"results/models/main/fold{wildcards.fold}/stage1/final.pt"
     return inputs
+
+
+def poses_argument(wildcards):
+    """``--poses …`` for an experiment trained on some poses only, else nothing."""
+    if wildcards.experiment == "limited_poses":
+        return "--poses " + " ".join(shlex.quote(p) for p in LIMITED_POSES)
+    return ""
+
+
+def evaluation_inputs(wildcards):
+    """The main experiment's predictions and, in the limited-pose study, its own."""
+    inputs = {
+        "predictions": "results/cohort/predictions.tsv",
+        "checks": "results/cohort/pf_drr_checks.tsv",
+    }
+    if LIMITED_POSES:
+        inputs["limited"] = "results/cohort/robustness/limited_poses/predictions.tsv"
+    return inputs
+
+
+def limited_poses_arguments(wildcards, input):
+    if not LIMITED_POSES:
+        return ""
+    poses = " ".join(shlex.quote(p) for p in LIMITED_POSES)
+    return f"--limited-predictions {input.limited} --limited-poses {poses}"
 
 
 def radiograph_pairs():
@@ -280,4 +319,10 @@ def all_products():
         "results/cohort/table2.md",
         "results/cohort/evaluation/scatter.png",
         "results/cohort/evaluation/bland_altman.png",
+        "results/cohort/evaluation/absolute_error.png",
+        "results/cohort/evaluation/posewise.png",
+        "results/cohort/posewise.tsv",
+        "results/cohort/statistics.tsv",
+        "results/cohort/failure_detection.tsv",
+        *(["results/cohort/robustness/compression.png"] if COMPRESSION else []),
     ]

@@ -1,8 +1,10 @@
-# The models per fold: stage 1 (radiograph → bone DRR, dataset A), stage 2 (radiograph →
-# PF-DRR, dataset B, from stage 1's weights), stage 3 (stage 2's encoder and a regression
-# head, per BMD target) and the conventional baseline (a CNN on the PF ROI, per target);
-# then each fold's test subjects' BMD by every method, gathered into the cohort's
-# predictions.
+# The models per experiment and fold: stage 1 (radiograph → bone DRR, dataset A), stage 2
+# (radiograph → PF-DRR, dataset B, from stage 1's weights), stage 3 (stage 2's encoder and
+# a regression head, per BMD target) and the conventional baseline (a CNN on the PF ROI,
+# per target); then each fold's test subjects' BMD by every method, gathered into the
+# experiment's predictions. The experiments (common.smk: EXPERIMENTS) are "main" (every
+# pose) and the robustness study's "limited_poses" (stages 2 and 3 trained on some poses,
+# tested on all).
 
 
 rule train_stage1:
@@ -10,8 +12,8 @@ rule train_stage1:
         table="results/cohort/dataset_A.tsv",
         folds="results/cohort/folds.json",
     output:
-        model="results/models/fold{fold}/stage1/final.pt",
-        history="results/models/fold{fold}/stage1/history.json",
+        model="results/models/{experiment}/fold{fold}/stage1/final.pt",
+        history="results/models/{experiment}/fold{fold}/stage1/history.json",
     params:
         code=source_hash("models"),
         config=lambda wc: shlex.quote(json.dumps(stage_config(1))),
@@ -19,7 +21,7 @@ rule train_stage1:
     conda:
         "../envs/models.yaml"
     log:
-        "logs/train_stage1/fold{fold}.log",
+        "logs/train_stage1/{experiment}/fold{fold}.log",
     threads: 2
     resources:
         mem_mb=6000,
@@ -35,17 +37,18 @@ rule train_stage2:
     input:
         unpack(stage2_inputs),
     output:
-        model="results/models/fold{fold}/stage2/final.pt",
-        history="results/models/fold{fold}/stage2/history.json",
+        model="results/models/{experiment}/fold{fold}/stage2/final.pt",
+        history="results/models/{experiment}/fold{fold}/stage2/history.json",
     params:
         code=source_hash("models"),
         config=lambda wc: shlex.quote(json.dumps(stage_config(2))),
         init=lambda wc, input: f"--init {input.init}" if "init" in input.keys() else "",
+        poses=poses_argument,
         out_dir=lambda wc, output: str(Path(output.model).parent),
     conda:
         "../envs/models.yaml"
     log:
-        "logs/train_stage2/fold{fold}.log",
+        "logs/train_stage2/{experiment}/fold{fold}.log",
     threads: 2
     resources:
         mem_mb=6000,
@@ -54,24 +57,27 @@ rule train_stage2:
     shell:
         "OMP_NUM_THREADS={threads} python -m models train --stage 2 --table {input.table}"
         " --folds {input.folds} --fold {wildcards.fold} {params.init} --config {params.config}"
+        " {params.poses}"
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
 
 
 rule predict_fold:
     input:
-        model="results/models/fold{fold}/stage2/final.pt",
+        model="results/models/{experiment}/fold{fold}/stage2/final.pt",
         table="results/cohort/dataset_B.tsv",
         folds="results/cohort/folds.json",
     output:
-        predictions="results/models/fold{fold}/predictions.tsv",
-        calibration="results/models/fold{fold}/calibration.json",
+        predictions="results/models/{experiment}/fold{fold}/predictions.tsv",
+        calibration="results/models/{experiment}/fold{fold}/calibration.json",
+        checks="results/models/{experiment}/fold{fold}/pf_drr_checks.tsv",
     params:
         code=source_hash("models"),
         factor=MODELS["factor"],
+        poses=poses_argument,
     conda:
         "../envs/models.yaml"
     log:
-        "logs/predict_fold/fold{fold}.log",
+        "logs/predict_fold/{experiment}/fold{fold}.log",
     threads: 2
     resources:
         mem_mb=4000,
@@ -79,28 +85,29 @@ rule predict_fold:
     shell:
         "OMP_NUM_THREADS={threads} python -m models predict-fold --model {input.model}"
         " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
-        " --factor {params.factor} --out-predictions {output.predictions}"
-        " --out-calibration {output.calibration} > {log} 2>&1"
+        " --factor {params.factor} {params.poses} --out-predictions {output.predictions}"
+        " --out-calibration {output.calibration} --out-checks {output.checks} > {log} 2>&1"
 
 
 rule train_stage3:
     input:
-        init="results/models/fold{fold}/stage2/final.pt",
+        init="results/models/{experiment}/fold{fold}/stage2/final.pt",
         table="results/cohort/dataset_B.tsv",
         folds="results/cohort/folds.json",
     output:
-        frozen="results/models/fold{fold}/stage3_{target}/frozen.pt",
-        model="results/models/fold{fold}/stage3_{target}/final.pt",
-        history="results/models/fold{fold}/stage3_{target}/history.json",
+        frozen="results/models/{experiment}/fold{fold}/stage3_{target}/frozen.pt",
+        model="results/models/{experiment}/fold{fold}/stage3_{target}/final.pt",
+        history="results/models/{experiment}/fold{fold}/stage3_{target}/history.json",
     params:
         code=source_hash("models"),
         config=lambda wc: shlex.quote(json.dumps(regressor_config("decomposition"))),
         column=lambda wc: REGRESSION_TARGETS[wc.target],
         out_dir=lambda wc, output: str(Path(output.model).parent),
+        poses=poses_argument,
     conda:
         "../envs/models.yaml"
     log:
-        "logs/train_stage3/fold{fold}_{target}.log",
+        "logs/train_stage3/{experiment}/fold{fold}_{target}.log",
     threads: 2
     resources:
         mem_mb=6000,
@@ -109,7 +116,7 @@ rule train_stage3:
     shell:
         "OMP_NUM_THREADS={threads} python -m models train-regressor --kind decomposition"
         " --target {params.column} --table {input.table} --folds {input.folds}"
-        " --fold {wildcards.fold} --init {input.init} --config {params.config}"
+        " --fold {wildcards.fold} --init {input.init} --config {params.config} {params.poses}"
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
 
 
@@ -118,8 +125,8 @@ rule train_baseline:
         table="results/cohort/dataset_B.tsv",
         folds="results/cohort/folds.json",
     output:
-        model="results/models/fold{fold}/baseline_{target}/final.pt",
-        history="results/models/fold{fold}/baseline_{target}/history.json",
+        model="results/models/{experiment}/fold{fold}/baseline_{target}/final.pt",
+        history="results/models/{experiment}/fold{fold}/baseline_{target}/history.json",
     params:
         code=source_hash("models"),
         config=lambda wc: shlex.quote(json.dumps(regressor_config("conventional"))),
@@ -128,7 +135,7 @@ rule train_baseline:
     conda:
         "../envs/models.yaml"
     log:
-        "logs/train_baseline/fold{fold}_{target}.log",
+        "logs/train_baseline/{experiment}/fold{fold}_{target}.log",
     threads: 2
     resources:
         mem_mb=6000,
@@ -147,13 +154,13 @@ rule predict_regressors:
         table="results/cohort/dataset_B.tsv",
         folds="results/cohort/folds.json",
     output:
-        "results/models/fold{fold}/regression_predictions.tsv",
+        "results/models/{experiment}/fold{fold}/regression_predictions.tsv",
     params:
         code=source_hash("models"),
     conda:
         "../envs/models.yaml"
     log:
-        "logs/predict_regressors/fold{fold}.log",
+        "logs/predict_regressors/{experiment}/fold{fold}.log",
     threads: 2
     resources:
         mem_mb=4000,
@@ -166,10 +173,14 @@ rule predict_regressors:
 
 rule gather_predictions:
     input:
-        expand("results/models/fold{fold}/predictions.tsv", fold=FOLDS),
-        expand("results/models/fold{fold}/regression_predictions.tsv", fold=FOLDS),
+        predictions=expand("results/models/main/fold{fold}/predictions.tsv", fold=FOLDS),
+        regression=expand(
+            "results/models/main/fold{fold}/regression_predictions.tsv", fold=FOLDS
+        ),
+        checks=expand("results/models/main/fold{fold}/pf_drr_checks.tsv", fold=FOLDS),
     output:
-        "results/cohort/predictions.tsv",
+        predictions="results/cohort/predictions.tsv",
+        checks="results/cohort/pf_drr_checks.tsv",
     params:
         code=source_hash("models"),
     conda:
@@ -178,14 +189,35 @@ rule gather_predictions:
         "logs/gather_predictions.log",
     localrule: True
     shell:
+        "(python -m models gather --predictions {input.predictions} {input.regression}"
+        " --out {output.predictions} && python -m models gather --predictions {input.checks}"
+        " --out {output.checks}) > {log} 2>&1"
+
+
+rule gather_experiment_predictions:
+    input:
+        expand("results/models/{{experiment}}/fold{fold}/predictions.tsv", fold=FOLDS),
+        expand("results/models/{{experiment}}/fold{fold}/regression_predictions.tsv", fold=FOLDS),
+    output:
+        "results/cohort/robustness/{experiment}/predictions.tsv",
+    wildcard_constraints:
+        experiment="|".join(e for e in EXPERIMENTS if e != "main") or "no_experiment",
+    params:
+        code=source_hash("models"),
+    conda:
+        "../envs/models.yaml"
+    log:
+        "logs/gather_predictions/{experiment}.log",
+    localrule: True
+    shell:
         "python -m models gather --predictions {input} --out {output} > {log} 2>&1"
 
 
 rule training_curves:
     input:
-        expand("results/models/fold{fold}/stage{stage}/history.json", fold=FOLDS, stage=[1, 2]),
+        expand("results/models/main/fold{fold}/stage{stage}/history.json", fold=FOLDS, stage=[1, 2]),
         expand(
-            "results/models/fold{fold}/{model}_{target}/history.json",
+            "results/models/main/fold{fold}/{model}_{target}/history.json",
             fold=FOLDS,
             model=["stage3", "baseline"],
             target=REGRESSION_TARGETS,

@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from PIL import Image
 
 from conftest import IDENTIFIERS, REPO, write_dicom_ct_series, write_dicom_radiograph
 from conventions.ct import read_ct
 from conventions.geometry import read_geometry
 from conventions.pose import read_pose
+from evaluation.compression import jpeg_quality
 from registration.rigid import mean_projection_distance, target_registration_error
 
 WORKFLOW_PARTS = (
@@ -89,11 +91,15 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["register"] == counts["registration_qc"] == counts["project"] == 10 * 4
     assert counts["pairs_qc"] == 10
     for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
-                 "training_curves", "evaluate", "evaluation_plots"):  # fmt: skip
+                 "training_curves", "evaluate", "evaluation_plots", "compression_study",
+                 "gather_experiment_predictions"):  # fmt: skip
         assert counts[rule] == 1
-    for rule in ("train_stage1", "train_stage2", "predict_fold", "predict_regressors"):
-        assert counts[rule] == 5  # config.yaml's folds
-    assert counts["train_stage3"] == counts["train_baseline"] == 5 * 2  # DXA and QCT
+    # config.yaml's 5 folds; stages 2 and 3 again in the limited-pose study
+    assert counts["train_stage1"] == counts["predict_compressed"] == 5
+    assert counts["train_stage2"] == counts["predict_fold"] == counts["predict_regressors"] == 10
+    assert counts["train_baseline"] == 5 * 2  # DXA and QCT
+    assert counts["train_stage3"] == 2 * 5 * 2
+    assert counts["compress_radiographs"] == 5  # config.yaml's conditions
 
 
 @pytest.mark.slow
@@ -181,13 +187,13 @@ def test_synthetic_demo_runs_and_caches(workflow):
     for fold in (0, 1):
         for stage in (1, 2):
             history = json.loads(
-                (workflow / f"results/models/fold{fold}/stage{stage}/history.json").read_text()
+                (workflow / f"results/models/main/fold{fold}/stage{stage}/history.json").read_text()
             )
             assert history["fold"] == fold and np.isfinite(history["history"][-1]["total"])
-        assert (workflow / f"results/models/fold{fold}/calibration.json").is_file()
+        assert (workflow / f"results/models/main/fold{fold}/calibration.json").is_file()
         for model in ("stage3_dxa", "stage3_qct", "baseline_dxa", "baseline_qct"):
             history = json.loads(
-                (workflow / f"results/models/fold{fold}/{model}/history.json").read_text()
+                (workflow / f"results/models/main/fold{fold}/{model}/history.json").read_text()
             )
             assert history["fold"] == fold and np.isfinite(history["history"][-1]["mae"])
     predictions = pd.read_csv(workflow / "results/cohort/predictions.tsv", sep="\t")
@@ -200,8 +206,39 @@ def test_synthetic_demo_runs_and_caches(workflow):
     regressed = predictions[predictions["method"] != "decomposition"]
     assert np.isfinite(regressed["prediction"]).all()
     metrics = pd.read_csv(workflow / "results/cohort/metrics.tsv", sep="\t")
-    assert set(metrics["method"]) == set(predictions["method"])
-    assert (workflow / "results/cohort/table2.md").read_text().startswith("| Method |")
+    main = metrics[metrics["experiment"] == "main"]
+    assert set(main["method"]) == set(predictions["method"])
+    # The limited-pose study (the tiny config trains on abduction only): the proposed method's
+    # rows, no baseline; its own Table 2 section.
+    limited = metrics[metrics["experiment"] == "limited_poses"]
+    assert "decomposition+regression" in set(limited["method"])
+    assert "conventional_regression" not in set(limited["method"])
+    table2 = (workflow / "results/cohort/table2.md").read_text()
+    assert table2.startswith("### Trained on every pose") and "### Trained on abduction only" in table2
+    posewise = pd.read_csv(workflow / "results/cohort/posewise.tsv", sep="\t")
+    assert set(posewise["pose"]) == {"supine", "abduction"}
+    assert set(posewise["experiment"]) == {"main", "limited_poses"}
+    statistics = pd.read_csv(workflow / "results/cohort/statistics.tsv", sep="\t")
+    assert "rm_anova" in set(statistics["test"])
+    # The compression study: files of the requested quality and depth, every test
+    # radiograph predicted under each condition.
+    for condition, suffix in (("jpeg50", ".jpg"), ("bits8", ".png")):
+        index = pd.read_csv(workflow / f"results/cohort/robustness/compression/{condition}.tsv",
+                            sep="\t")  # fmt: skip
+        assert len(index) == len(table_b)
+        for file in index["file"]:
+            assert file.endswith(suffix)
+            if suffix == ".jpg":
+                assert jpeg_quality(workflow / file) == 50
+            else:
+                with Image.open(workflow / file) as im:
+                    assert im.mode == "L"  # 8 bits
+    curves = pd.read_csv(workflow / "results/cohort/robustness/compression.tsv", sep="\t")
+    assert set(curves["condition"]) == {"bits8", "jpeg50"}
+    sizes = curves.groupby("condition")["mean_bytes"].first()
+    assert sizes["jpeg50"] < sizes["bits8"]
+    for figure in ("absolute_error", "posewise", "scatter", "bland_altman"):
+        assert (workflow / f"results/cohort/evaluation/{figure}.png").stat().st_size > 5_000
     categories = pd.read_csv(workflow / "results/cohort/who_categories.tsv", sep="\t")
     assert set(categories["dxa"]) == {"normal", "osteopenia", "osteoporosis"}
     assert (workflow / "results/cohort/models/training_curves.png").stat().st_size > 5_000
@@ -264,6 +301,8 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("training_curves.png") for n in names)
     assert any(n.endswith("table2.md") for n in names)  # the evaluation
     assert any(n.endswith("bland_altman.png") for n in names)
+    assert any(n.endswith("posewise.png") for n in names)
+    assert any(n.endswith("compression.png") for n in names)  # the robustness study
 
 
 def _user_cohort(root: Path) -> Path:

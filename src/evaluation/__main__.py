@@ -1,9 +1,15 @@
 """``python -m evaluation``: the cohort's metrics and its Table 2.
 
 ``summarise``  predictions.tsv → metrics.tsv (per method and target: n, PCC and its p,
-               ICC(2,1), MAE, SEE, RMS-CV, Bland-Altman), table2.md and, optionally,
-               the DXA-BMD predictions' WHO categories against DXA's.
-``plots``      predictions.tsv → the scatter and Bland-Altman figures (PNG).
+               ICC(2,1), MAE, SEE, RMS-CV, Bland-Altman), table2.md, and optionally the
+               pose-wise PCC and MAE, the significance tests (repeated-measures ANOVA
+               and Tukey's HSD) and the DXA-BMD predictions' WHO categories.
+``plots``      predictions.tsv → the scatter, Bland-Altman, absolute-error and
+               pose-wise figures (PNG).
+``compress``   a dataset table's radiographs under one compression condition (bits<n>
+               PNG or jpeg<q>) → the files and their index (for predict-compressed).
+``compression``  the compressed radiographs' predictions → PCC, ICC and MAE per
+               condition, method and target with the mean file size, and the figure.
 """
 
 from __future__ import annotations
@@ -17,15 +23,32 @@ import pandas as pd
 from conventions.errors import InputError
 from conventions.files import write_text
 from evaluation.categories import NHANES_TOTAL_HIP_WOMEN, category_confusion
-from evaluation.plots import bland_altman_figure, save_png, scatter_figure
-from evaluation.summary import METHODS, cohort_metrics, table2_markdown
+from evaluation.compression import compress, parse_condition
+from evaluation.plots import (
+    absolute_error_figure,
+    bland_altman_figure,
+    compression_figure,
+    posewise_figure,
+    save_png,
+    scatter_figure,
+)
+from evaluation.statistics import experiment_tests, method_tests
+from evaluation.summary import (
+    LEARNED_METHODS,
+    METHODS,
+    cohort_metrics,
+    compression_metrics,
+    failure_detection_metrics,
+    posewise_metrics,
+    table2_markdown,
+)
 
 REQUIRED = {"subject_id", "image", "method", "target", "prediction", "truth"}
 
 
-def read_predictions(path: str) -> pd.DataFrame:
+def read_predictions(path: str, required=REQUIRED) -> pd.DataFrame:
     predictions = pd.read_csv(path, sep="\t", dtype={"subject_id": str, "image": str})
-    missing = REQUIRED - set(predictions.columns)
+    missing = set(required) - set(predictions.columns)
     if missing:
         raise InputError(path, f"lacks the columns {sorted(missing)}")
     return predictions
@@ -46,11 +69,46 @@ def who_category_counts(predictions: pd.DataFrame, t_mean: float, t_sd: float) -
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def _tsv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(sep="\t", index=False, float_format="%.6g")
+
+
+def _experiments(a) -> dict[str, pd.DataFrame]:
+    """The main experiment's predictions and, when given, the limited-pose training's."""
+    out = {"main": read_predictions(a.predictions)}
+    if a.limited_predictions:
+        if not a.limited_poses:
+            raise ValueError("--limited-predictions needs --limited-poses, the poses trained on")
+        out["limited_poses"] = read_predictions(a.limited_predictions)
+    return out
+
+
 def summarise_command(a) -> int:
-    predictions = read_predictions(a.predictions)
-    metrics = cohort_metrics(predictions)
-    write_text(a.out_metrics, metrics.to_csv(sep="\t", index=False, float_format="%.6g"))
-    write_text(a.out_table, table2_markdown(metrics))
+    if bool(a.checks) != bool(a.out_failure):
+        raise ValueError("--checks and --out-failure go together")
+    experiments = _experiments(a)
+    predictions = experiments["main"]
+    metrics = pd.concat([cohort_metrics(p, e) for e, p in experiments.items()], ignore_index=True)
+    write_text(a.out_metrics, _tsv(metrics))
+    titles = {"main": "Trained on every pose"}
+    if a.limited_poses:
+        titles["limited_poses"] = f"Trained on {', '.join(a.limited_poses)} only"
+    write_text(a.out_table, table2_markdown(metrics, titles))
+    if a.out_posewise:
+        table = pd.concat([posewise_metrics(p, e) for e, p in experiments.items()])
+        write_text(a.out_posewise, _tsv(table))
+    if a.out_statistics:
+        tests = [method_tests(predictions, LEARNED_METHODS)]
+        if "limited_poses" in experiments:
+            tests.append(experiment_tests(predictions, experiments["limited_poses"], "main",
+                                          "limited_poses", LEARNED_METHODS[1:]))  # fmt: skip
+        write_text(a.out_statistics, _tsv(pd.concat(tests, ignore_index=True)))
+    if a.checks:
+        checks = pd.read_csv(a.checks, sep="\t", dtype={"subject_id": str, "image": str})
+        missing = {"subject_id", "image", "flagged"} - set(checks.columns)
+        if missing:
+            raise InputError(a.checks, f"lacks the columns {sorted(missing)}")
+        write_text(a.out_failure, _tsv(failure_detection_metrics(predictions, checks)))
     if a.out_categories:
         counts = who_category_counts(predictions, a.t_mean, a.t_sd)
         write_text(a.out_categories, counts.to_csv(sep="\t", index=False))
@@ -59,9 +117,50 @@ def summarise_command(a) -> int:
 
 
 def plots_command(a) -> int:
-    predictions = read_predictions(a.predictions)
+    experiments = _experiments(a)
+    predictions = experiments["main"]
     save_png(scatter_figure(predictions), a.out_scatter)
     save_png(bland_altman_figure(predictions), a.out_bland_altman)
+    if a.out_absolute_error:
+        save_png(absolute_error_figure(predictions), a.out_absolute_error)
+    if a.out_posewise:
+        table = pd.concat([posewise_metrics(p, e) for e, p in experiments.items()])
+        save_png(posewise_figure(table, a.limited_poses), a.out_posewise)
+    return 0
+
+
+def compress_command(a) -> int:
+    """Every radiograph of the table under one condition: the files, and an index of
+    (condition, subject_id, image, file, bytes)."""
+    from pathlib import Path
+
+    parse_condition(a.condition)  # a clear error before any file is written
+    table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str, "image": str})
+    out_dir = Path(a.out_dir)
+    rows = []
+    for r in table.itertuples():
+        with np.load(r.pair) as pair:
+            data, suffix = compress(pair["xray"], a.condition)
+        path = out_dir / r.subject_id / f"{r.image}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        rows.append({"condition": a.condition, "subject_id": r.subject_id, "image": r.image,
+                     "file": str(path), "bytes": len(data)})  # fmt: skip
+    index = pd.DataFrame(rows, columns=["condition", "subject_id", "image", "file", "bytes"])
+    write_text(a.out_index, index.to_csv(sep="\t", index=False))
+    mean = index["bytes"].mean() if len(index) else 0
+    print(f"{a.condition}: {len(index)} radiographs, mean {mean / 1024:.1f} KiB")
+    return 0
+
+
+def compression_command(a) -> int:
+    predictions = read_predictions(a.predictions, REQUIRED | {"condition", "bytes"})
+    curves = compression_metrics(predictions)
+    write_text(a.out_table, curves.to_csv(sep="\t", index=False, float_format="%.6g"))
+    save_png(compression_figure(curves), a.out_figure)
+    print(f"{curves['condition'].nunique()} conditions, {len(curves)} rows")
     return 0
 
 
@@ -73,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("summarise", help="metrics.tsv and table2.md from predictions.tsv")
     p.add_argument("--predictions", required=True)
+    p.add_argument(
+        "--limited-predictions",
+        default=None,
+        help="the limited-pose training's predictions (robustness study)",
+    )
+    p.add_argument("--limited-poses", nargs="*", default=None,
+                   help="the poses the limited-pose training saw")  # fmt: skip
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-table", required=True)
     p.add_argument(
@@ -87,14 +193,47 @@ def main(argv: list[str] | None = None) -> int:
         default=NHANES_TOTAL_HIP_WOMEN["sd_g_cm2"],
         help="T-score reference SD, g/cm²",
     )
+    p.add_argument("--out-posewise", default=None, help="PCC and MAE per pose (TSV)")
+    p.add_argument(
+        "--out-statistics",
+        default=None,
+        help="repeated-measures ANOVA and Tukey's HSD on absolute errors (TSV)",
+    )
+    p.add_argument(
+        "--checks",
+        default=None,
+        help="failure detection: the test PF-DRRs' checks (pf_drr_checks.tsv)",
+    )
+    p.add_argument("--out-failure", default=None,
+                   help="metrics with and without the flagged radiographs (TSV)")  # fmt: skip
     p.add_argument("--out-categories", default=None,
                    help="WHO categories of DXA-BMD predictions against DXA's")  # fmt: skip
     p.set_defaults(run=summarise_command)
     p = sub.add_parser("plots", help="scatter and Bland-Altman figures from predictions.tsv")
     p.add_argument("--predictions", required=True)
+    p.add_argument(
+        "--limited-predictions",
+        default=None,
+        help="the limited-pose training's predictions (robustness study)",
+    )
+    p.add_argument("--limited-poses", nargs="*", default=None,
+                   help="the poses the limited-pose training saw")  # fmt: skip
     p.add_argument("--out-scatter", required=True)
     p.add_argument("--out-bland-altman", required=True)
+    p.add_argument("--out-absolute-error", default=None)
+    p.add_argument("--out-posewise", default=None)
     p.set_defaults(run=plots_command)
+    p = sub.add_parser("compress", help="a dataset table's radiographs, compressed")
+    p.add_argument("--table", required=True, help="dataset_B.tsv")
+    p.add_argument("--condition", required=True, help="bits<n> (PNG) or jpeg<q>")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-index", required=True)
+    p.set_defaults(run=compress_command)
+    p = sub.add_parser("compression", help="metrics and figure of the compression study")
+    p.add_argument("--predictions", required=True, help="with condition and bytes columns")
+    p.add_argument("--out-table", required=True)
+    p.add_argument("--out-figure", required=True)
+    p.set_defaults(run=compression_command)
     a = ap.parse_args(argv)
     try:
         return a.run(a)

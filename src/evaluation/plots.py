@@ -1,6 +1,12 @@
-"""The evaluation's figures for the report: per method and target, predicted against
-reference BMD (identity line, PCC and ICC in the title) and the Bland-Altman plot
-(bias, 95 % limits, outliers circled), a row per target and a column per method."""
+"""The evaluation's figures for the report.
+
+- Per method and target, a row per target and a column per method: predicted against
+  reference BMD (identity line, PCC and ICC in the title) and the Bland-Altman plot
+  (bias, 95 % limits, outliers circled).
+- Per target, one panel each: the methods' absolute errors as box plots (Fig. 6's
+  lower row), their PCC pose by pose (Fig. 7), and their PCC against the radiographs'
+  file size under compression (Fig. 8).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,13 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global sta
 
 from conventions.files import atomic_path
 from evaluation.metrics import bland_altman, icc, pearson
-from evaluation.summary import METHODS, TARGETS
+from evaluation.summary import METHODS, TARGETS, ordered_methods
 
 
 def _panels(predictions: pd.DataFrame):
     """A figure with a row per target and a column per method (Table 2's order), and for
     each panel (axes, target's name and unit, method's label, truth, finite predictions)."""
-    methods = [m for m in METHODS if m in set(predictions["method"])]
-    methods += sorted(set(predictions["method"]) - set(METHODS))
+    methods = ordered_methods(predictions["method"])
     targets = [t for t in TARGETS if t in set(predictions["target"])]
     fig = Figure(figsize=(2.6 * len(methods), 2.6 * len(targets)))
 
@@ -71,6 +76,87 @@ def bland_altman_figure(predictions: pd.DataFrame) -> Figure:
         for level, style in ((ba.bias, "-"), (ba.lower, "--"), (ba.upper, "--")):
             ax.axhline(level, color="0.4", lw=0.8, ls=style)
     fig.tight_layout()
+    return fig
+
+
+def _target_axes(fig: Figure, targets: list[str]):
+    for i, target in enumerate(targets):
+        ax = fig.add_subplot(1, len(targets), i + 1)
+        ax.tick_params(labelsize=7)
+        yield ax, target, *TARGETS[target]
+
+
+def absolute_error_figure(predictions: pd.DataFrame) -> Figure:
+    """Per target, a box per method of |predicted − reference| over the test radiographs."""
+    methods = ordered_methods(predictions["method"])
+    targets = [t for t in TARGETS if t in set(predictions["target"])]
+    fig = Figure(figsize=(max(4.0, 1.0 * len(methods)) * len(targets), 4.0))
+    for ax, target, name, unit in _target_axes(fig, targets):
+        errors, labels = [], []
+        for method in methods:
+            g = predictions[(predictions["method"] == method) & (predictions["target"] == target)]
+            e = np.abs(g["prediction"].to_numpy(float) - g["truth"].to_numpy(float))
+            errors.append(e[np.isfinite(e)])
+            labels.append(METHODS.get(method, method).replace(" (", "\n("))
+        ax.boxplot(errors, showmeans=True)
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=35, ha="right", fontsize=6)
+        ax.set_ylabel(f"|predicted − {name}| ({unit})", fontsize=7)
+        ax.set_title(f"{name}: absolute error", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def posewise_figure(posewise: pd.DataFrame, seen_poses: list[str] | None = None) -> Figure:
+    """Per target, each method's PCC on each pose's radiographs (``posewise_metrics``),
+    a line per method (and per experiment where the table holds more than one; the
+    main experiment's solid, the others' dashed). Poses not in ``seen_poses`` (a
+    limited-pose training's) are marked unseen."""
+    targets = [t for t in TARGETS if t in set(posewise["target"])]
+    poses = list(dict.fromkeys(posewise["pose"]))
+    fig = Figure(figsize=(4.6 * len(targets), 4.4))
+    several = posewise["experiment"].nunique() > 1
+    for ax, target, name, _unit in _target_axes(fig, targets):
+        t = posewise[posewise["target"] == target]
+        for (experiment, method), g in t.groupby(["experiment", "method"], sort=False):
+            g = g.set_index("pose").reindex(poses)
+            label = METHODS.get(method, method) + (f" ({experiment})" if several else "")
+            ax.plot(range(len(poses)), g["pcc"].to_numpy(float), marker="o", label=label,
+                    ls="-" if experiment == "main" else "--")  # fmt: skip
+        ticks = [p if seen_poses is None or p in seen_poses else f"{p}\n(unseen)" for p in poses]
+        ax.set_xticks(range(len(poses)), ticks, fontsize=7)
+        ax.axhline(0.0, color="0.6", lw=0.6)
+        ax.set_ylabel(f"PCC with {name}", fontsize=7)
+        ax.set_title(f"{name}: pose-wise PCC", fontsize=8)
+    _legend_below(fig)
+    return fig
+
+
+def _legend_below(fig: Figure) -> None:
+    """One legend for the figure's panels (they share their lines), under them."""
+    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=6, frameon=False)
+
+
+def compression_figure(curves: pd.DataFrame) -> Figure:
+    """Per target, each method's PCC against the mean file size of the compressed test
+    radiographs (log axis), a point per condition labelled with its name (Fig. 8)."""
+    targets = [t for t in TARGETS if t in set(curves["target"])]
+    fig = Figure(figsize=(4.8 * len(targets), 4.4))
+    for ax, target, name, _unit in _target_axes(fig, targets):
+        t = curves[curves["target"] == target]
+        for method in ordered_methods(t["method"]):
+            g = t[t["method"] == method].sort_values("mean_bytes")
+            ax.plot(g["mean_bytes"] / 1024, g["pcc"], marker="o", label=METHODS.get(method, method))
+        first = t.drop_duplicates("condition")
+        for _, r in first.iterrows():
+            ax.annotate(r["condition"], (r["mean_bytes"] / 1024, r["pcc"]), fontsize=5,
+                        xytext=(2, 4), textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("mean file size of a test radiograph (KiB)", fontsize=7)
+        ax.set_ylabel(f"PCC with {name}", fontsize=7)
+        ax.set_title(f"{name}: compression of the test radiographs", fontsize=8)
+    _legend_below(fig)
     return fig
 
 

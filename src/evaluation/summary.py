@@ -23,10 +23,15 @@ METHODS = {
     "gt_pf_drr": "Ground-truth PF-DRR (reference)",
     "training_mean": "Training-fold mean (null model)",
 }
+# The methods learned from the radiograph (the paper's significance tests compare these).
+LEARNED_METHODS = [
+    "conventional_regression", "decomposition", "decomposition+regression_frozen",
+    "decomposition+regression",
+]  # fmt: skip
 TARGETS = {"dxa_bmd_g_cm2": ("DXA-BMD", "g/cm²"), "qct_bmd_mg_cm3": ("QCT-BMD", "mg/cm³")}
 METRIC_COLUMNS = [
-    "method", "target", "n", "n_missing", "pcc", "pcc_p", "icc", "mae", "see", "rms_cv_pct",
-    "ba_bias", "ba_lower", "ba_upper", "ba_outliers",
+    "experiment", "method", "target", "n", "n_missing", "pcc", "pcc_p", "icc", "mae", "see",
+    "rms_cv_pct", "ba_bias", "ba_lower", "ba_upper", "ba_outliers",
 ]  # fmt: skip
 
 
@@ -52,26 +57,129 @@ def method_metrics(group: pd.DataFrame) -> dict:
     return row
 
 
-def cohort_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+def ordered_methods(methods) -> list[str]:
+    """The methods present, Table 2's first (in its order), then any others sorted."""
+    present = set(methods)
+    return [m for m in METHODS if m in present] + sorted(present - set(METHODS))
+
+
+def cohort_metrics(predictions: pd.DataFrame, experiment: str = "main") -> pd.DataFrame:
     """One row per (method, target) present, in Table 2's order."""
     rows = []
-    known = list(METHODS) + sorted(set(predictions["method"]) - set(METHODS))
-    for method in known:
+    for method in ordered_methods(predictions["method"]):
         for target in TARGETS:
             group = predictions[
                 (predictions["method"] == method) & (predictions["target"] == target)
             ]
             if len(group):
-                rows.append({"method": method, "target": target, **method_metrics(group)})
+                rows.append({"experiment": experiment, "method": method, "target": target,
+                             **method_metrics(group)})  # fmt: skip
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+# The paper's poses in its order; a cohort's other pose labels follow, sorted.
+POSES = ("standing", "supine", "abduction", "adduction")
+
+
+def ordered_poses(poses) -> list[str]:
+    present = set(poses)
+    return [p for p in POSES if p in present] + sorted(present - set(POSES))
+
+
+POSEWISE_COLUMNS = ["experiment", "method", "target", "pose", "n", "pcc", "mae"]
+
+
+def posewise_metrics(predictions: pd.DataFrame, experiment: str = "main") -> pd.DataFrame:
+    """PCC and MAE of each method and target on each pose's radiographs alone (the
+    paper's Fig. 7): does a method hold up on every pose, or only on some?"""
+    rows = []
+    for method in ordered_methods(predictions["method"]):
+        for target in TARGETS:
+            g = predictions[(predictions["method"] == method) & (predictions["target"] == target)]
+            for pose in ordered_poses(g["pose"]):
+                p = g[g["pose"] == pose]
+                ok = p[np.isfinite(p["prediction"].to_numpy(float))]
+                pred, truth = ok["prediction"].to_numpy(float), ok["truth"].to_numpy(float)
+                r = pearson(pred, truth)[0] if len(ok) >= 3 and np.ptp(pred) > 0 else np.nan
+                rows.append({"experiment": experiment, "method": method, "target": target,
+                             "pose": pose, "n": len(ok), "pcc": r,
+                             "mae": mae(pred, truth) if len(ok) else np.nan})  # fmt: skip
+    return pd.DataFrame(rows, columns=POSEWISE_COLUMNS)
+
+
+COMPRESSION_COLUMNS = ["condition", "mean_bytes", "method", "target", "n", "pcc", "icc",
+                       "mae"]  # fmt: skip
+
+
+def compression_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per compression condition, method and target: PCC, ICC and MAE, with the mean file
+    size of the condition's test radiographs (Fig. 8's axes)."""
+    rows = []
+    for condition, c in predictions.groupby("condition", sort=False):
+        size = float(c.drop_duplicates(["subject_id", "image"])["bytes"].mean())
+        for method in ordered_methods(c["method"]):
+            for target in TARGETS:
+                g = c[(c["method"] == method) & (c["target"] == target)]
+                if not len(g):
+                    continue
+                m = method_metrics(g)
+                rows.append({"condition": condition, "mean_bytes": size, "method": method,
+                             "target": target, "n": m["n"], "pcc": m["pcc"], "icc": m["icc"],
+                             "mae": m["mae"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=COMPRESSION_COLUMNS)
+
+
+FAILURE_COLUMNS = ["method", "target", "n", "n_flagged", "pcc_all", "pcc_kept", "icc_all",
+                   "icc_kept", "mae_all", "mae_kept"]  # fmt: skip
+
+
+def failure_detection_metrics(predictions: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
+    """Per method and target, PCC, ICC and MAE over every test radiograph and over those
+    whose predicted PF-DRR was not flagged as implausible (``checks``: subject_id, image,
+    flagged): what failure detection would have saved (Sec. 5.3)."""
+    flagged = {(r.subject_id, r.image) for r in checks.itertuples() if bool(r.flagged)}
+    rows = []
+    for method in ordered_methods(predictions["method"]):
+        for target in TARGETS:
+            g = predictions[(predictions["method"] == method) & (predictions["target"] == target)]
+            if not len(g):
+                continue
+            keys = zip(g["subject_id"], g["image"], strict=True)
+            is_flagged = np.array([k in flagged for k in keys], bool)
+            every, rest = method_metrics(g), method_metrics(g[~is_flagged])
+            rows.append({"method": method, "target": target, "n": every["n"],
+                         "n_flagged": int(is_flagged.sum()), "pcc_all": every["pcc"],
+                         "pcc_kept": rest["pcc"], "icc_all": every["icc"],
+                         "icc_kept": rest["icc"], "mae_all": every["mae"],
+                         "mae_kept": rest["mae"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
 
 
 def _cell(value: float, digits: int) -> str:
     return "–" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def table2_markdown(metrics: pd.DataFrame) -> str:
-    """Table 2's shape: a row per method; PCC, ICC(2,1), MAE, SEE and RMS-CV per target."""
+def table2_markdown(metrics: pd.DataFrame, titles: dict[str, str] | None = None) -> str:
+    """Table 2's shape: a row per method; PCC, ICC(2,1), MAE, SEE and RMS-CV per target;
+    a section per experiment (headed by ``titles``) when there is more than one."""
+    experiments = list(dict.fromkeys(metrics["experiment"])) if len(metrics) else ["main"]
+    lines = []
+    for experiment in experiments:
+        if len(experiments) > 1:
+            lines += [f"### {(titles or {}).get(experiment, experiment)}", ""]
+        lines += [*_table2_rows(metrics[metrics["experiment"] == experiment]), ""]
+    n = int(metrics["n"].max()) if len(metrics) else 0
+    lines += [
+        f"Cross-validated over the folds' test radiographs (up to {n} per method and "
+        "target). ICC is ICC(2,1), absolute agreement; SEE is the residual SD of the "
+        "reference's line on the prediction; RMS-CV is across each subject's radiographs "
+        "(docs/evaluation.md). The null model predicts each test subject's training-fold "
+        "mean: a method must beat it to carry information.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _table2_rows(metrics: pd.DataFrame) -> list[str]:
     header = ["Method"]
     for name, unit in TARGETS.values():
         header += [f"{name} PCC", "ICC", f"MAE ({unit})", f"SEE ({unit})", "RMS-CV"]
@@ -92,13 +200,4 @@ def table2_markdown(metrics: pd.DataFrame) -> str:
             cells += [_cell(r.pcc, 3), _cell(r.icc, 3), _cell(r.mae, digits),
                       _cell(r.see, digits), rms]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    n = int(metrics["n"].max()) if len(metrics) else 0
-    lines += [
-        "",
-        f"Cross-validated over the folds' test radiographs (up to {n} per method and "
-        "target). ICC is ICC(2,1), absolute agreement; SEE is the residual SD of the "
-        "reference's line on the prediction; RMS-CV is across each subject's radiographs "
-        "(docs/evaluation.md). The null model predicts each test subject's training-fold "
-        "mean: a method must beat it to carry information.",
-    ]
-    return "\n".join(lines) + "\n"
+    return lines

@@ -8,12 +8,17 @@
                   subjects' pairs; per target (DXA-BMD, QCT-BMD) the threshold and line
                   fitted on the training subjects, applied to the test subjects; the
                   ground-truth PF-DRRs through the same procedure → predictions TSV and
-                  the calibrations.
+                  the calibrations; with ``--out-checks``, failure detection: each
+                  test PF-DRR's plausibility against the training fold's true ones.
 ``train-regressor``  stage three (stage two's encoder and a regression head: encoder
                   frozen, then end to end) or the conventional baseline (a CNN on the PF
                   ROI), for one BMD target on one fold → ``frozen.pt`` (stage three),
                   ``final.pt`` and the loss history.
 ``predict-regressors``  a fold's regressors on its test subjects → predictions TSV.
+``predict-compressed``  a fold's stage-two model (through its BMD calibration) and its
+                  regressors on its test subjects' radiographs compressed (each
+                  condition's index from ``python -m evaluation compress``) → predictions
+                  TSV with the condition and the file's size.
 ``gather``        the folds' predictions in one table (``results/cohort/predictions.tsv``).
 ``predict``       one new radiograph: PF-DRR (pair and radiograph frames) and BMD (from
                   the PF-DRR, and from a stage-three regressor when given).
@@ -41,6 +46,7 @@ from models.data import (
     load_input,
     load_pair,
 )
+from models.plausibility import FEATURES, PlausibleRange
 from models.predict import load_generator, predict_images, predict_radiograph
 from models.train import TrainConfig, load_checkpoint, train_stage
 from models.train_regression import (
@@ -72,8 +78,10 @@ def train_command(a) -> int:
     overrides = json.loads(a.config) if a.config else {}
     factor = int(overrides.pop("factor", 1))
     cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
-    data = PairDataset(a.table, train, STAGE_TARGET[a.stage], factor, augment=cfg.augment)
-    print(f"stage {a.stage}, fold {a.fold}: {len(data)} pairs of {len(train)} subjects")
+    data = PairDataset(a.table, train, STAGE_TARGET[a.stage], factor, augment=cfg.augment,
+                       poses=a.poses)  # fmt: skip
+    poses = f" in the poses {', '.join(a.poses)}" if a.poses else ""
+    print(f"stage {a.stage}, fold {a.fold}: {len(data)} pairs of {len(train)} subjects{poses}")
     run = train_stage(data, cfg, a.out_dir, init_from=a.init, progress=not a.quiet)
     write_json(a.out_history, {"stage": a.stage, "fold": a.fold, "factor": factor,
                                "history": run["history"]})  # fmt: skip
@@ -87,7 +95,10 @@ def predict_fold_command(a) -> int:
     pairs = [load_pair(p, "pf", a.factor) for p in table["pair"]]
     predicted = predict_images(generator, np.stack([x for x, _ in pairs]))
     truth_images = np.stack([y for _, y in pairs])
-    is_train = table["subject_id"].isin(set(train)).to_numpy()
+    # The calibration is fitted on the training radiographs the model was trained on (its
+    # poses only, in a limited-pose training); every pose of the test subjects is predicted.
+    is_test = table["subject_id"].isin(set(test)).to_numpy()
+    is_train = ~is_test & (table["pose"].isin(set(a.poses)).to_numpy() if a.poses else True)
     rows, calibrations = [], {}
     for method, images in (("decomposition", predicted), ("gt_pf_drr", truth_images)):
         for target in BMD_TARGETS:
@@ -108,7 +119,7 @@ def predict_fold_command(a) -> int:
             else:
                 calibrations[f"{method}/{target}"] = {**cal.to_dict(), "pcc_by_threshold": curve}
                 estimate = cal.predict(images)
-            rows += prediction_rows(table, ~is_train, a.fold, method, target, estimate)
+            rows += prediction_rows(table, is_test, a.fold, method, target, estimate)
     for target in BMD_TARGETS:
         # The null model: every test subject gets the training fold's mean BMD. A method
         # must beat it to carry information (in a small cohort its cross-validated PCC is
@@ -117,12 +128,42 @@ def predict_fold_command(a) -> int:
         fit = is_train & np.isfinite(values)
         if fit.any():
             mean = np.full(len(table), values[fit].mean())
-            rows += prediction_rows(table, ~is_train, a.fold, "training_mean", target, mean)
+            rows += prediction_rows(table, is_test, a.fold, "training_mean", target, mean)
     out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     write_text(a.out_predictions, out.to_csv(sep="\t", index=False, float_format="%.6g"))
+    if a.out_checks:
+        # Failure detection: the test PF-DRRs against the training fold's true ones.
+        plausible = None
+        if is_train.sum() >= 3:
+            plausible = PlausibleRange.fit(truth_images[is_train])
+            calibrations["plausible_range"] = plausible.to_dict()
+        checks = pf_drr_checks(table, is_test, a.fold, predicted, plausible)
+        write_text(a.out_checks, checks.to_csv(sep="\t", index=False, float_format="%.6g"))
     write_json(a.out_calibration, {"fold": a.fold, "factor": a.factor, **calibrations})
-    print(f"fold {a.fold}: {len(out)} predictions of {int((~is_train).sum())} test pairs")
+    print(f"fold {a.fold}: {len(out)} predictions of {int(is_test.sum())} test pairs")
     return 0
+
+
+CHECK_COLUMNS = ["subject_id", "image", "pose", "fold", *FEATURES,
+                 *(f"z_{f}" for f in FEATURES), "flagged", "reasons"]  # fmt: skip
+
+
+def pf_drr_checks(table, which, fold, images, plausible: PlausibleRange | None) -> pd.DataFrame:
+    """Per selected radiograph: its predicted PF-DRR's features, their z-scores against
+    the plausible range, and whether (and why) it is flagged. Without a range (a fold
+    with fewer than 3 training radiographs) nothing is flagged, and the reason says so."""
+    rows = []
+    for i in np.flatnonzero(which):
+        if plausible is None:
+            record, reasons = {}, []
+            note = "not checked: fewer than 3 training PF-DRRs"
+        else:
+            record, reasons = plausible.check(images[i])
+            note = "; ".join(reasons)
+        rows.append({"subject_id": table["subject_id"].iloc[i], "image": table["image"].iloc[i],
+                     "pose": table["pose"].iloc[i], "fold": fold, **record,
+                     "flagged": bool(reasons), "reasons": note})  # fmt: skip
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
 def train_regressor_command(a) -> int:
@@ -135,7 +176,8 @@ def train_regressor_command(a) -> int:
         settings.update(backbone=stage2["backbone"], width=stage2["width"])
     cfg = RegressionConfig.from_dict(settings)
     roi = cfg.roi_pixels if a.kind == "conventional" else None
-    data = RegressionDataset(a.table, train, a.target, cfg.factor, cfg.augment, roi_size=roi)
+    data = RegressionDataset(a.table, train, a.target, cfg.factor, cfg.augment, roi_size=roi,
+                             poses=a.poses)  # fmt: skip
     cfg.image_size = tuple(data.inputs[0].shape)
     print(f"{a.kind} regression of {a.target}, fold {a.fold}: {len(data)} radiographs of "
           f"{len(train)} subjects, input {cfg.image_size}")  # fmt: skip
@@ -175,13 +217,69 @@ def predict_regressors_command(a) -> int:
     return 0
 
 
+def predict_compressed_command(a) -> int:
+    """Every model of a fold on its test radiographs under each compression condition:
+    the networks trained on the original radiographs, as a clinic would use them."""
+    from evaluation.compression import read_compressed  # the evaluation owns the codecs
+
+    generator, _ = load_generator(a.model)
+    doc = read_json_object(a.calibration)
+    fits = {t: doc.get(f"decomposition/{t}", {"error": "absent"}) for t in BMD_TARGETS}
+    calibrations = {t: BmdCalibration.from_record(f) for t, f in fits.items() if "error" not in f}
+    regressors = []
+    for checkpoint in a.regressors:
+        ckpt = load_checkpoint(checkpoint)
+        model, cfg = regressor_from_checkpoint(ckpt)
+        regressors.append((model, cfg, regression_method(cfg, int(ckpt["epoch"]))))
+    _, test = fold_subjects(a.folds, a.fold)
+    table = fold_rows(a.table, test)
+    every = np.ones(len(table), bool)
+    rows = []
+    for index_path in a.compressed:
+        index = pd.read_csv(index_path, sep="\t", dtype={"subject_id": str, "image": str})
+        index = index.set_index(["subject_id", "image"])
+        conditions = set(index["condition"])
+        if len(conditions) != 1:
+            raise InputError(index_path, f"holds {len(conditions)} conditions, not one")
+        condition = conditions.pop()
+        keys = list(zip(table["subject_id"], table["image"], strict=True))
+        missing = [k for k in keys if k not in index.index]
+        if missing:
+            raise InputError(index_path, f"lacks the test radiographs {missing[:3]}")
+        xrays = [read_compressed(index.loc[k, "file"]) for k in keys]
+        pairs = list(zip(table["pair"], xrays, strict=True))
+        part = []
+        if calibrations:
+            images = predict_images(generator, np.stack([load_input(p, a.factor, xray=x)
+                                                         for p, x in pairs]))  # fmt: skip
+            for target, cal in calibrations.items():
+                part += prediction_rows(table, every, a.fold, "decomposition", target,
+                                        cal.predict(images))  # fmt: skip
+        inputs = {}
+        for model, cfg, method in regressors:
+            key = (cfg.factor, cfg.roi_pixels if cfg.kind == "conventional" else None)
+            if key not in inputs:
+                inputs[key] = np.stack([load_input(p, *key, xray=x) for p, x in pairs])
+            part += prediction_rows(table, every, a.fold, method, cfg.target,
+                                    predict_bmd(model, inputs[key]))  # fmt: skip
+        frame = pd.DataFrame(part, columns=PREDICTION_COLUMNS)
+        frame["condition"] = condition
+        frame["bytes"] = index.loc[list(zip(frame["subject_id"], frame["image"],
+                                            strict=True)), "bytes"].to_numpy()  # fmt: skip
+        rows.append(frame)
+    out = pd.concat(rows, ignore_index=True)
+    write_text(a.out, out.to_csv(sep="\t", index=False, float_format="%.6g"))
+    print(f"fold {a.fold}: {len(out)} predictions under {len(a.compressed)} conditions")
+    return 0
+
+
 def gather_command(a) -> int:
     tables = [
         pd.read_csv(p, sep="\t", dtype={"subject_id": str, "image": str}) for p in a.predictions
     ]
-    out = pd.concat(tables, ignore_index=True).sort_values(
-        ["method", "target", "subject_id", "image"]
-    )
+    out = pd.concat(tables, ignore_index=True)
+    keys = ["condition", "method", "target", "subject_id", "image"]
+    out = out.sort_values([k for k in keys if k in out.columns], kind="stable")
     write_text(a.out, out.to_csv(sep="\t", index=False, float_format="%.6g"))
     print(f"{len(out)} predictions from {len(tables)} folds")
     return 0
@@ -192,9 +290,7 @@ def predict_command(a) -> int:
     doc = read_json_object(a.calibration) if a.calibration else None
     calibration = None
     if doc is not None:
-        fit = dict(doc[f"decomposition/{a.target}"])
-        fit.pop("pcc_by_threshold", None)
-        calibration = BmdCalibration(**fit)
+        calibration = BmdCalibration.from_record(doc[f"decomposition/{a.target}"])
     pixels = read_radiograph(a.xray).pixels
     factor = int(doc["factor"]) if doc else a.factor
     regressor = None
@@ -205,14 +301,18 @@ def predict_command(a) -> int:
                 f"{a.regressor}: a {rcfg.kind} regressor at factor {rcfg.factor}; --regressor "
                 f"takes a stage-three model trained at the generator's factor {factor}"
             )
-    out = predict_radiograph(generator, pixels, a.side, factor, calibration, regressor=regressor)
+    plausible = None
+    if doc is not None and "plausible_range" in doc:
+        plausible = PlausibleRange.from_record(doc["plausible_range"])
+    out = predict_radiograph(generator, pixels, a.side, factor, calibration, regressor=regressor,
+                             plausible=plausible)  # fmt: skip
     write_npz(a.out_npz, pf_drr_pair_g_cm2=out["pf_drr_pair_g_cm2"],
               pf_drr_radiograph_g_cm2=out["pf_drr_radiograph_g_cm2"])  # fmt: skip
     record = {k: v for k, v in out.items() if not k.startswith("pf_drr")}
     if regressor is not None:
         record["bmd_regression_target"] = rcfg.target
     write_json(a.out_json, record)
-    print(json.dumps({k: v for k, v in record.items() if k.startswith("bmd")}))
+    print(json.dumps({k: v for k, v in record.items() if k.startswith(("bmd", "plausible"))}))
     return 0
 
 
@@ -227,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", required=True, help="dataset_A.tsv (stage 1) or dataset_B.tsv")
     p.add_argument("--folds", required=True)
     p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--poses", nargs="*", default=None,
+                   help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
     p.add_argument("--config", default=None, help="JSON: TrainConfig fields and 'factor'")
     p.add_argument("--out-dir", required=True)
@@ -238,9 +340,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", required=True, help="dataset_B.tsv")
     p.add_argument("--folds", required=True)
     p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--poses", nargs="*", default=None,
+                   help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--factor", type=int, default=1, help="the model's training downsampling")
     p.add_argument("--out-predictions", required=True)
     p.add_argument("--out-calibration", required=True)
+    p.add_argument("--out-checks", default=None,
+                   help="failure detection: the test PF-DRRs' plausibility (TSV)")  # fmt: skip
     p.set_defaults(run=predict_fold_command)
     p = sub.add_parser("train-regressor", help="stage three or the baseline, one target")
     p.add_argument("--kind", choices=("decomposition", "conventional"), required=True)
@@ -248,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", required=True, help="dataset_B.tsv")
     p.add_argument("--folds", required=True)
     p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--poses", nargs="*", default=None,
+                   help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--init", default=None, help="stage three: the fold's stage-two checkpoint")
     p.add_argument("--config", default=None, help="JSON: RegressionConfig fields")
     p.add_argument("--out-dir", required=True)
@@ -261,6 +369,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold", type=int, required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(run=predict_regressors_command)
+    p = sub.add_parser("predict-compressed",
+                       help="a fold's models on its compressed test radiographs")  # fmt: skip
+    p.add_argument("--model", required=True, help="the fold's stage-two final.pt")
+    p.add_argument("--calibration", required=True, help="the fold's calibration.json")
+    p.add_argument("--regressors", nargs="*", default=[], help="frozen.pt / final.pt files")
+    p.add_argument("--table", required=True, help="dataset_B.tsv")
+    p.add_argument("--folds", required=True)
+    p.add_argument("--fold", type=int, required=True)
+    p.add_argument("--factor", type=int, default=1, help="the stage-two model's factor")
+    p.add_argument("--compressed", nargs="+", required=True, help="conditions' index TSVs")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=predict_compressed_command)
     p = sub.add_parser("gather", help="the folds' predictions in one table")
     p.add_argument("--predictions", nargs="+", required=True)
     p.add_argument("--out", required=True)

@@ -9,7 +9,7 @@ QCT-BMD (mg/cm³). Both are applied unchanged to the test fold.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -50,6 +50,11 @@ class BmdCalibration:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> BmdCalibration:
+        """From a fold's ``calibration.json`` entry (which also holds the threshold scan)."""
+        return cls(**{f.name: record[f.name] for f in fields(cls)})
 
 
 def fit_bmd_calibration(

@@ -47,14 +47,19 @@ def load_pair(path: str | Path, target: str, factor: int = 1) -> tuple[np.ndarra
     return standardise(x), y
 
 
-def fold_rows(table: str | Path, subjects) -> pd.DataFrame:
-    """The rows of a dataset table (TSV) whose subjects are in ``subjects``."""
+def fold_rows(table: str | Path, subjects, poses=None) -> pd.DataFrame:
+    """The rows of a dataset table (TSV) whose subjects are in ``subjects`` and, when
+    ``poses`` is given, whose pose is one of them (a limited-pose training)."""
     df = pd.read_csv(table, sep="\t", dtype={"subject_id": str, "image": str})
-    return df[df["subject_id"].isin(set(subjects))].reset_index(drop=True)
+    keep = df["subject_id"].isin(set(subjects))
+    if poses:
+        keep &= df["pose"].isin(set(poses))
+    return df[keep].reset_index(drop=True)
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """The pairs of ``table`` (a dataset TSV) whose subjects are in ``subjects``."""
+    """The pairs of ``table`` (a dataset TSV) whose subjects are in ``subjects`` (and
+    whose pose is in ``poses``, when given)."""
 
     def __init__(
         self,
@@ -64,10 +69,14 @@ class PairDataset(torch.utils.data.Dataset):
         factor: int = 1,
         augment: bool = False,
         root: str | Path = ".",
+        poses=None,
     ):
-        df = fold_rows(table, subjects)
+        df = fold_rows(table, subjects, poses)
         if df.empty:
-            raise ValueError(f"{table}: no pairs for the subjects {sorted(subjects)}")
+            raise ValueError(
+                f"{table}: no pairs for the subjects {sorted(subjects)}"
+                + (f" in the poses {sorted(poses)}" if poses else "")
+            )
         self.rows = df
         self.pairs = [load_pair(Path(root) / p, target, factor) for p in df["pair"]]
         self.augment = augment
@@ -107,7 +116,8 @@ class RegressionDataset(torch.utils.data.Dataset):
     """Radiographs of ``table``'s rows whose subjects are in ``subjects`` and whose
     ``target`` column (e.g. ``dxa_bmd_g_cm2``) is known, with that BMD and its sample
     weight (Eq. 10, over these rows). The input is the pair's radiograph at 1/``factor``
-    of its size or, with ``roi_size``, its PF ROI crop (the conventional method)."""
+    of its size or, with ``roi_size``, its PF ROI crop (the conventional method). With
+    ``poses``, only those poses' radiographs."""
 
     def __init__(
         self,
@@ -118,8 +128,9 @@ class RegressionDataset(torch.utils.data.Dataset):
         augment: bool = False,
         roi_size: int | None = None,
         root: str | Path = ".",
+        poses=None,
     ):
-        df = fold_rows(table, subjects)
+        df = fold_rows(table, subjects, poses)
         df = df[np.isfinite(df[target].to_numpy(float))].reset_index(drop=True)
         if df.empty:
             raise ValueError(
@@ -141,15 +152,28 @@ class RegressionDataset(torch.utils.data.Dataset):
         return x, torch.tensor(self.bmd[i]), torch.tensor(self.weights[i])
 
 
-def load_input(path: str | Path, factor: int = 1, roi_size: int | None = None) -> np.ndarray:
-    """A regressor's input from a pair file: the standardised radiograph at 1/``factor``
-    of its size, or the PF ROI crop at ``roi_size`` (the conventional method) cut from
+def model_input(xray: np.ndarray, pf_mask: np.ndarray | None = None, factor: int = 1,
+                roi_size: int | None = None) -> np.ndarray:  # fmt: skip
+    """A model's input from a pair's radiograph: standardised, at 1/``factor`` of its size
+    (block means), or the PF ROI crop at ``roi_size`` (the conventional method) cut from
     the radiograph standardised as a whole, so the ROI keeps its intensities relative to
     the rest of the image (a crop standardised on its own loses the bone's density)."""
-    if roi_size is None:
-        return load_pair(path, "pf", factor)[0]
+    if roi_size is not None:
+        return proximal_femur_roi(standardise(xray), pf_mask, roi_size)
+    x = np.asarray(xray, np.float32)
+    if factor > 1:
+        x = F.avg_pool2d(torch.from_numpy(x)[None, None], factor)[0, 0].numpy()
+    return standardise(x)
+
+
+def load_input(path: str | Path, factor: int = 1, roi_size: int | None = None,
+               xray: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """:func:`model_input` of a pair file's radiograph, or of ``xray`` in its place (the
+    same radiograph compressed, for the robustness study) with the pair's PF mask."""
     with np.load(path) as pair:
-        return proximal_femur_roi(standardise(pair["xray"]), pair["pf_mask"], roi_size)
+        x = pair["xray"] if xray is None else xray
+        mask = pair["pf_mask"] if roi_size is not None else None
+    return model_input(x, mask, factor, roi_size)
 
 
 def paper_augmentation():

@@ -18,6 +18,7 @@ from dataset.pairs import pair_transform
 from models.bmd import BmdCalibration
 from models.data import standardise
 from models.networks import Generator
+from models.plausibility import PlausibleRange
 from models.train import TrainConfig, load_checkpoint
 from models.train_regression import predict_bmd
 
@@ -49,10 +50,14 @@ def predict_radiograph(
     calibration: BmdCalibration | None = None,
     pair_shape: tuple[int, int] = (512, 256),
     regressor: torch.nn.Module | None = None,
+    plausible: PlausibleRange | None = None,
 ) -> dict:
     """PF-DRR (pair and radiograph frames, g/cm²) and BMD of one radiograph's ``side`` hip:
     from the PF-DRR by a fold's ``calibration`` (``bmd``) and, given a stage-three
     ``regressor`` trained at the same ``factor``, from the regression (``bmd_regression``).
+
+    Given the fold's ``plausible`` range, the PF-DRR is checked (failure detection):
+    ``plausible`` is False with the reasons when it is not.
 
     ``factor`` is the model's training downsampling of the pair (its config)."""
     t = pair_transform(pixels.shape, side, pair_shape)
@@ -77,6 +82,9 @@ def predict_radiograph(
     if calibration is not None:
         result["bmd"] = float(calibration.predict([pf_small])[0])
         result["bmd_target"] = calibration.target
+    if plausible is not None:
+        _, reasons = plausible.check(pf_small)
+        result["plausible"], result["implausible_because"] = not reasons, reasons
     if regressor is not None:  # stage three reads the same standardised pair
         result["bmd_regression"] = float(predict_bmd(regressor, x[:, 0].numpy())[0])
     return result
