@@ -113,7 +113,7 @@ rule predict_compressed:
     output:
         "results/models/main/fold{fold}/compression_predictions.tsv",
     params:
-        code=source_hash("models", "evaluation"),
+        code=source_hash("models"),
         factor=MODELS["factor"],
     conda:
         "../envs/models.yaml"
@@ -143,13 +143,13 @@ rule compression_study:
             labels={"figure": "compression"},
         ),
     params:
-        code=source_hash("models", "evaluation"),
+        code=source_hash("evaluation"),
     conda:
         "../envs/evaluation.yaml"
     log:
         "logs/compression_study.log",
     localrule: True
     shell:
-        "(python -m models gather --predictions {input} --out {output.predictions} &&"
-        " python -m evaluation compression --predictions {output.predictions}"
-        " --out-table {output.table} --out-figure {output.figure}) > {log} 2>&1"
+        "python -m evaluation compression --predictions {input}"
+        " --out-predictions {output.predictions} --out-table {output.table}"
+        " --out-figure {output.figure} > {log} 2>&1"

@@ -214,7 +214,8 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert "decomposition+regression" in set(limited["method"])
     assert "conventional_regression" not in set(limited["method"])
     table2 = (workflow / "results/cohort/table2.md").read_text()
-    assert table2.startswith("### Trained on every pose") and "### Trained on abduction only" in table2
+    assert table2.startswith("### Trained on every pose")
+    assert "### Trained on abduction only" in table2
     posewise = pd.read_csv(workflow / "results/cohort/posewise.tsv", sep="\t")
     assert set(posewise["pose"]) == {"supine", "abduction"}
     assert set(posewise["experiment"]) == {"main", "limited_poses"}

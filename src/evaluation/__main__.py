@@ -156,7 +156,10 @@ def compress_command(a) -> int:
 
 
 def compression_command(a) -> int:
-    predictions = read_predictions(a.predictions, REQUIRED | {"condition", "bytes"})
+    """The folds' predictions of the compressed radiographs in one table, and its curves."""
+    parts = [read_predictions(p, REQUIRED | {"condition", "bytes"}) for p in a.predictions]
+    predictions = pd.concat(parts, ignore_index=True)
+    write_text(a.out_predictions, _tsv(predictions))
     curves = compression_metrics(predictions)
     write_text(a.out_table, curves.to_csv(sep="\t", index=False, float_format="%.6g"))
     save_png(compression_figure(curves), a.out_figure)
@@ -230,7 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-index", required=True)
     p.set_defaults(run=compress_command)
     p = sub.add_parser("compression", help="metrics and figure of the compression study")
-    p.add_argument("--predictions", required=True, help="with condition and bytes columns")
+    p.add_argument(
+        "--predictions",
+        nargs="+",
+        required=True,
+        help="the folds' predict-compressed tables (condition and bytes columns)",
+    )
+    p.add_argument("--out-predictions", required=True, help="all of them in one table")
     p.add_argument("--out-table", required=True)
     p.add_argument("--out-figure", required=True)
     p.set_defaults(run=compression_command)

@@ -6,7 +6,8 @@ models' input.
 A condition is named ``bits<n>`` (n = 1…16) or ``jpeg<q>`` (q = 1…100). Bit depth is
 reduced by a linear window from the image's minimum to its maximum: the models
 standardise every radiograph, so the window's offset and scale do not matter, only the
-levels lost.
+levels lost. The files are read back as any radiograph is
+(``conventions.radiograph.read_radiograph``).
 """
 
 from __future__ import annotations
@@ -62,12 +63,6 @@ def compress(image: np.ndarray, condition: str) -> tuple[bytes, str]:
     # Baseline JPEG, 8 bits, 4:4:4 (one channel), the IJG quality scale.
     Image.fromarray(quantise(image, 8)).save(buffer, format="JPEG", quality=level)
     return buffer.getvalue(), ".jpg"
-
-
-def read_compressed(path) -> np.ndarray:
-    """A compressed radiograph as float32 (its grey levels)."""
-    with Image.open(path) as im:
-        return np.asarray(im, dtype=np.float32)
 
 
 def jpeg_quality(path) -> int:

@@ -220,8 +220,6 @@ def predict_regressors_command(a) -> int:
 def predict_compressed_command(a) -> int:
     """Every model of a fold on its test radiographs under each compression condition:
     the networks trained on the original radiographs, as a clinic would use them."""
-    from evaluation.compression import read_compressed  # the evaluation owns the codecs
-
     generator, _ = load_generator(a.model)
     doc = read_json_object(a.calibration)
     fits = {t: doc.get(f"decomposition/{t}", {"error": "absent"}) for t in BMD_TARGETS}
@@ -246,7 +244,7 @@ def predict_compressed_command(a) -> int:
         missing = [k for k in keys if k not in index.index]
         if missing:
             raise InputError(index_path, f"lacks the test radiographs {missing[:3]}")
-        xrays = [read_compressed(index.loc[k, "file"]) for k in keys]
+        xrays = [read_radiograph(index.loc[k, "file"]).pixels for k in keys]
         pairs = list(zip(table["pair"], xrays, strict=True))
         part = []
         if calibrations:
