@@ -23,6 +23,7 @@ include: "rules/registration.smk"
 include: "rules/dataset.smk"
 include: "rules/models.smk"
 include: "rules/evaluation.smk"
+include: "rules/robustness.smk"
 
 
 rule all:

@@ -33,11 +33,16 @@ DATASET = config["dataset"]
 MODELS = config["models"]
 EVALUATION = config["evaluation"]
 COMPRESSION = EVALUATION["compression"]
-# The experiments models are trained in: "main" (every pose) and, for the robustness study
-# against unseen poses (Gu et al. 2023, Fig. 7), "limited_poses": stages 2 and 3 trained
-# on LIMITED_POSES' radiographs (stage 1 is main's), tested on every pose.
+# The experiments models are trained in: "main" (every pose, the phantom-calibrated CT)
+# and the robustness studies' (Gu et al. 2023, Sec. 4.2.3 and 4.2.5): "limited_poses",
+# stages 2 and 3 trained on LIMITED_POSES' radiographs (stage 1 is main's), tested on
+# every pose; "uncalibrated_ct", every stage trained on the decomposition of the CT whose
+# density comes from a fixed HU line (rules/robustness.smk).
 LIMITED_POSES = EVALUATION["limited_poses"]
-EXPERIMENTS = ["main"] + (["limited_poses"] if LIMITED_POSES else [])
+UNCALIBRATED = EVALUATION["uncalibrated_ct"]
+EXPERIMENTS = ["main"]
+EXPERIMENTS += ["limited_poses"] if LIMITED_POSES else []
+EXPERIMENTS += ["uncalibrated_ct"] if UNCALIBRATED["enabled"] else []
 FOLDS = list(range(DATASET["folds"]))
 SYNTHETIC_DIR = "results/synthetic"
 
@@ -241,8 +246,9 @@ def regressor_config(kind):
 
 def fold_regressors(wildcards):
     """A fold's trained regressors: stage three frozen and fine-tuned for each target,
-    and in the main experiment the conventional baseline (the paper's limited-pose
-    study trains only the proposed method)."""
+    and in the main experiment the conventional baseline (the robustness studies retrain
+    only the proposed method: the baseline sees neither the CT nor, in the paper's
+    limited-pose study, fewer poses)."""
     experiment = getattr(wildcards, "experiment", "main")
     stage3 = expand(
         "results/models/{e}/fold{fold}/stage3_{t}/{m}.pt",
@@ -260,11 +266,25 @@ def fold_regressors(wildcards):
     )
 
 
+def experiment_table(dataset):
+    """An input function: the experiment's dataset table ("A" or "B"). The uncalibrated
+    CT's differ in their decomposition targets; the others share the cohort's."""
+
+    def table(wildcards):
+        root = "results/cohort/uncalibrated_ct" if wildcards.experiment == "uncalibrated_ct" else (
+            "results/cohort")  # fmt: skip
+        return f"{root}/dataset_{dataset}.tsv"
+
+    return table
+
+
 def stage2_inputs(wildcards):
-    inputs = {"table": "results/cohort/dataset_B.tsv", "folds": "results/cohort/folds.json"}
+    inputs = {"table": experiment_table("B")(wildcards), "folds": "results/cohort/folds.json"}
     if MODELS["hierarchical"]:
-        # every experiment starts from main's stage 1 (dataset A is the same)
-        inputs["init"] = f"results/models/main/fold{wildcards.fold}/stage1/final.pt"
+        # the limited-pose study starts from main's stage 1 (dataset A is the same)
+        own = wildcards.experiment == "uncalibrated_ct"
+        stage1 = wildcards.experiment if own else "main"
+        inputs["init"] = f"results/models/{stage1}/fold{wildcards.fold}/stage1/final.pt"
     return inputs
 
 
@@ -276,21 +296,26 @@ def poses_argument(wildcards):
 
 
 def evaluation_inputs(wildcards):
-    """The main experiment's predictions and, in the limited-pose study, its own."""
+    """The main experiment's predictions and checks, and each robustness experiment's
+    predictions."""
     inputs = {
         "predictions": "results/cohort/predictions.tsv",
         "checks": "results/cohort/pf_drr_checks.tsv",
     }
-    if LIMITED_POSES:
-        inputs["limited"] = "results/cohort/robustness/limited_poses/predictions.tsv"
+    for e in EXPERIMENTS[1:]:
+        inputs[e] = f"results/cohort/robustness/{e}/predictions.tsv"
     return inputs
 
 
-def limited_poses_arguments(wildcards, input):
-    if not LIMITED_POSES:
-        return ""
-    poses = " ".join(shlex.quote(p) for p in LIMITED_POSES)
-    return f"--limited-predictions {input.limited} --limited-poses {poses}"
+def experiment_arguments(wildcards, input):
+    """The robustness experiments' predictions as ``python -m evaluation`` options."""
+    args = []
+    if LIMITED_POSES:
+        poses = " ".join(shlex.quote(p) for p in LIMITED_POSES)
+        args.append(f"--limited-predictions {input.limited_poses} --limited-poses {poses}")
+    if UNCALIBRATED["enabled"]:
+        args.append(f"--uncalibrated-predictions {input.uncalibrated_ct}")
+    return " ".join(args)
 
 
 def radiograph_pairs():

@@ -2,14 +2,17 @@
 # (radiograph → PF-DRR, dataset B, from stage 1's weights), stage 3 (stage 2's encoder and
 # a regression head, per BMD target) and the conventional baseline (a CNN on the PF ROI,
 # per target); then each fold's test subjects' BMD by every method, gathered into the
-# experiment's predictions. The experiments (common.smk: EXPERIMENTS) are "main" (every
-# pose) and the robustness study's "limited_poses" (stages 2 and 3 trained on some poses,
-# tested on all).
+# experiment's predictions. The experiments (common.smk: EXPERIMENTS) are "main" and the
+# robustness studies' "limited_poses" and "uncalibrated_ct".
+#
+# Each job takes one thread: the demo's networks are too small to use two (two one-thread
+# trainings finish in 8.8 s where one of two threads takes 8.5 s); on a GPU the thread
+# only feeds it. --set-threads raises it.
 
 
 rule train_stage1:
     input:
-        table="results/cohort/dataset_A.tsv",
+        table=experiment_table("A"),
         folds="results/cohort/folds.json",
     output:
         model="results/models/{experiment}/fold{fold}/stage1/final.pt",
@@ -22,7 +25,7 @@ rule train_stage1:
         "../envs/models.yaml"
     log:
         "logs/train_stage1/{experiment}/fold{fold}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=240,
@@ -49,7 +52,7 @@ rule train_stage2:
         "../envs/models.yaml"
     log:
         "logs/train_stage2/{experiment}/fold{fold}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=240,
@@ -64,7 +67,7 @@ rule train_stage2:
 rule predict_fold:
     input:
         model="results/models/{experiment}/fold{fold}/stage2/final.pt",
-        table="results/cohort/dataset_B.tsv",
+        table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
         predictions="results/models/{experiment}/fold{fold}/predictions.tsv",
@@ -78,7 +81,7 @@ rule predict_fold:
         "../envs/models.yaml"
     log:
         "logs/predict_fold/{experiment}/fold{fold}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
@@ -92,7 +95,7 @@ rule predict_fold:
 rule train_stage3:
     input:
         init="results/models/{experiment}/fold{fold}/stage2/final.pt",
-        table="results/cohort/dataset_B.tsv",
+        table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
         frozen="results/models/{experiment}/fold{fold}/stage3_{target}/frozen.pt",
@@ -108,7 +111,7 @@ rule train_stage3:
         "../envs/models.yaml"
     log:
         "logs/train_stage3/{experiment}/fold{fold}_{target}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=240,
@@ -122,7 +125,7 @@ rule train_stage3:
 
 rule train_baseline:
     input:
-        table="results/cohort/dataset_B.tsv",
+        table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
         model="results/models/{experiment}/fold{fold}/baseline_{target}/final.pt",
@@ -136,7 +139,7 @@ rule train_baseline:
         "../envs/models.yaml"
     log:
         "logs/train_baseline/{experiment}/fold{fold}_{target}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=240,
@@ -151,7 +154,7 @@ rule train_baseline:
 rule predict_regressors:
     input:
         models=fold_regressors,
-        table="results/cohort/dataset_B.tsv",
+        table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
         "results/models/{experiment}/fold{fold}/regression_predictions.tsv",
@@ -161,7 +164,7 @@ rule predict_regressors:
         "../envs/models.yaml"
     log:
         "logs/predict_regressors/{experiment}/fold{fold}.log",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,

@@ -17,7 +17,10 @@ rule register:
         "../envs/registration.yaml"
     log:
         "logs/register/{subject}/{image}.log",
-    threads: 2
+    # One thread: on two cores, two one-thread registrations finish in 17 s where two of
+    # two threads take 27 s in turn (docs/performance.md). For one subject's latency:
+    # --set-threads register=N.
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=15,

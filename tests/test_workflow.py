@@ -81,24 +81,31 @@ def _job_counts(stats: str) -> dict[str, int]:
 
 def test_default_config_builds_a_dag(workflow):
     counts = _job_counts(snakemake(workflow, "-n", "--quiet", "rules").stdout)
-    assert counts["synthetic_subject"] == 10  # config.yaml's n_subjects
-    assert counts["import_ct"] == 10
-    assert counts["import_radiograph"] == 10 * 4  # four poses each
-    assert counts["calibrate"] == 10
+    assert counts["synthetic_subject"] == 8  # config.yaml's n_subjects
+    assert counts["import_ct"] == 8
+    assert counts["import_radiograph"] == 8 * 4  # four poses each
+    assert counts["calibrate"] == 8
     for rule in ("segment", "landmarks", "ct_bmd", "ct_qc"):
-        assert counts[rule] == 10
+        assert counts[rule] == 8
     assert counts["cohort_fingerprint"] == 1
-    assert counts["register"] == counts["registration_qc"] == counts["project"] == 10 * 4
-    assert counts["pairs_qc"] == 10
+    assert counts["register"] == counts["registration_qc"] == counts["project"] == 8 * 4
+    assert counts["pairs_qc"] == 8
     for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
-                 "training_curves", "evaluate", "evaluation_plots", "compression_study",
-                 "gather_experiment_predictions"):  # fmt: skip
+                 "training_curves", "evaluate", "evaluation_plots",
+                 "compression_study"):  # fmt: skip
         assert counts[rule] == 1
-    # config.yaml's 5 folds; stages 2 and 3 again in the limited-pose study
-    assert counts["train_stage1"] == counts["predict_compressed"] == 5
-    assert counts["train_stage2"] == counts["predict_fold"] == counts["predict_regressors"] == 10
+    # config.yaml's 5 folds in three experiments: main, limited poses (stages 2 and 3
+    # again) and uncalibrated CT (stages 1 to 3 again); the baseline in main only
+    assert counts["predict_compressed"] == 5
+    assert counts["train_stage1"] == 5 * 2
+    assert counts["train_stage2"] == counts["predict_fold"] == counts["predict_regressors"] == 15
     assert counts["train_baseline"] == 5 * 2  # DXA and QCT
-    assert counts["train_stage3"] == 2 * 5 * 2
+    assert counts["train_stage3"] == 3 * 5 * 2
+    assert counts["gather_experiment_predictions"] == 2
+    # the uncalibrated CT's own density, PF mineral, pairs and tables
+    assert counts["calibrate_fixed_line"] == counts["ct_bmd_uncalibrated"] == 8
+    assert counts["project_uncalibrated"] == 8 * 4
+    assert counts["dataset_tables_uncalibrated"] == 1
     assert counts["compress_radiographs"] == 5  # config.yaml's conditions
 
 
@@ -214,11 +221,30 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert "decomposition+regression" in set(limited["method"])
     assert "conventional_regression" not in set(limited["method"])
     table2 = (workflow / "results/cohort/table2.md").read_text()
-    assert table2.startswith("### Trained on every pose")
+    assert table2.startswith("### Trained on every pose, phantom-calibrated CT")
     assert "### Trained on abduction only" in table2
+    assert "### Trained on every pose, uncalibrated CT" in table2
+    # The uncalibrated CT: config.yaml's fixed line (slope 1, intercept 0) reads HU as
+    # mg/cm³; its own decomposition targets, the references the calibrated CT's.
+    hu = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(workflow / "results/subjects/S001/ct/ct_hu.nii.gz"))
+    )
+    density = sitk.GetArrayFromImage(sitk.ReadImage(
+        str(workflow / "results/subjects/S001/ct/uncalibrated/density_mg_cm3.nii.gz")))  # fmt: skip
+    assert np.allclose(density, hu, atol=1e-3)
+    calibrated = pd.read_csv(workflow / "results/cohort/dataset_B.tsv", sep="\t")
+    fixed = pd.read_csv(workflow / "results/cohort/uncalibrated_ct/dataset_B.tsv", sep="\t")
+    assert list(fixed["pair"]) == [p.replace("/dataset/", "/dataset/uncalibrated/")
+                                   for p in calibrated["pair"]]  # fmt: skip
+    assert np.array_equal(fixed["qct_bmd_mg_cm3"], calibrated["qct_bmd_mg_cm3"])
+    ratio = fixed["pf_drr_mean_g_cm2"] / calibrated["pf_drr_mean_g_cm2"]
+    assert (np.abs(ratio - 1) > 0.01).all()  # scanner slopes 0.78-1.02, intercepts ±20 HU
+    assert "decomposition+regression" in set(
+        metrics.loc[metrics["experiment"] == "uncalibrated_ct", "method"]
+    )
     posewise = pd.read_csv(workflow / "results/cohort/posewise.tsv", sep="\t")
     assert set(posewise["pose"]) == {"supine", "abduction"}
-    assert set(posewise["experiment"]) == {"main", "limited_poses"}
+    assert set(posewise["experiment"]) == {"main", "limited_poses", "uncalibrated_ct"}
     statistics = pd.read_csv(workflow / "results/cohort/statistics.tsv", sep="\t")
     assert "rm_anova" in set(statistics["test"])
     # The compression study: files of the requested quality and depth, every test

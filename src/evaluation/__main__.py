@@ -74,13 +74,29 @@ def _tsv(frame: pd.DataFrame) -> str:
 
 
 def _experiments(a) -> dict[str, pd.DataFrame]:
-    """The main experiment's predictions and, when given, the limited-pose training's."""
+    """The main experiment's predictions and, when given, the robustness experiments'."""
     out = {"main": read_predictions(a.predictions)}
     if a.limited_predictions:
         if not a.limited_poses:
             raise ValueError("--limited-predictions needs --limited-poses, the poses trained on")
         out["limited_poses"] = read_predictions(a.limited_predictions)
+    if a.uncalibrated_predictions:
+        out["uncalibrated_ct"] = read_predictions(a.uncalibrated_predictions)
     return out
+
+
+def experiment_titles(limited_poses) -> dict[str, str]:
+    """Table 2's section headings (the paper's "pose in training dataset" and "using
+    QCT / CT")."""
+    titles = {
+        "main": "Trained on every pose, phantom-calibrated CT",
+        "uncalibrated_ct": "Trained on every pose, uncalibrated CT (a fixed HU line)",
+    }
+    if limited_poses:
+        titles["limited_poses"] = (
+            f"Trained on {', '.join(limited_poses)} only, phantom-calibrated CT"
+        )
+    return titles
 
 
 def summarise_command(a) -> int:
@@ -90,18 +106,16 @@ def summarise_command(a) -> int:
     predictions = experiments["main"]
     metrics = pd.concat([cohort_metrics(p, e) for e, p in experiments.items()], ignore_index=True)
     write_text(a.out_metrics, _tsv(metrics))
-    titles = {"main": "Trained on every pose"}
-    if a.limited_poses:
-        titles["limited_poses"] = f"Trained on {', '.join(a.limited_poses)} only"
-    write_text(a.out_table, table2_markdown(metrics, titles))
+    write_text(a.out_table, table2_markdown(metrics, experiment_titles(a.limited_poses)))
     if a.out_posewise:
         table = pd.concat([posewise_metrics(p, e) for e, p in experiments.items()])
         write_text(a.out_posewise, _tsv(table))
     if a.out_statistics:
         tests = [method_tests(predictions, LEARNED_METHODS)]
-        if "limited_poses" in experiments:
-            tests.append(experiment_tests(predictions, experiments["limited_poses"], "main",
-                                          "limited_poses", LEARNED_METHODS[1:]))  # fmt: skip
+        for name in ("limited_poses", "uncalibrated_ct"):  # against main, pose by pose
+            if name in experiments:
+                tests.append(experiment_tests(predictions, experiments[name], "main", name,
+                                              LEARNED_METHODS[1:]))  # fmt: skip
         write_text(a.out_statistics, _tsv(pd.concat(tests, ignore_index=True)))
     if a.checks:
         checks = pd.read_csv(a.checks, sep="\t", dtype={"subject_id": str, "image": str})
@@ -180,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the limited-pose training's predictions (robustness study)",
     )
-    p.add_argument("--limited-poses", nargs="*", default=None,
-                   help="the poses the limited-pose training saw")  # fmt: skip
+    p.add_argument(
+        "--limited-poses", nargs="*", default=None, help="the poses the limited-pose training saw"
+    )
+    p.add_argument("--uncalibrated-predictions", default=None,
+                   help="the uncalibrated-CT training's predictions")  # fmt: skip
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-table", required=True)
     p.add_argument(
@@ -219,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the limited-pose training's predictions (robustness study)",
     )
-    p.add_argument("--limited-poses", nargs="*", default=None,
-                   help="the poses the limited-pose training saw")  # fmt: skip
+    p.add_argument(
+        "--limited-poses", nargs="*", default=None, help="the poses the limited-pose training saw"
+    )
+    p.add_argument("--uncalibrated-predictions", default=None,
+                   help="the uncalibrated-CT training's predictions")  # fmt: skip
     p.add_argument("--out-scatter", required=True)
     p.add_argument("--out-bland-altman", required=True)
     p.add_argument("--out-absolute-error", default=None)
