@@ -67,6 +67,7 @@ wildcard_constraints:
     fold=r"\d+",
     target="dxa|qct",
     experiment="|".join(EXPERIMENTS),
+    condition=r"(bits|jpeg)\d+",
 
 
 def source_hash(*packages):

@@ -12,6 +12,7 @@ from scipy import stats
 from conventions.radiograph import read_radiograph
 from evaluation.__main__ import main as evaluation_main
 from evaluation.compression import compress, jpeg_quality, parse_condition, quantise
+from evaluation.plots import posewise_figure
 from evaluation.statistics import experiment_tests, method_tests, repeated_measures_anova
 from evaluation.summary import compression_metrics, failure_detection_metrics, posewise_metrics
 from models.plausibility import Z_LIMIT, PlausibleRange, pf_drr_features
@@ -228,3 +229,16 @@ def test_metrics_with_and_without_flagged_radiographs():
     assert row["mae_all"] == pytest.approx(0.6 / 4)
     assert row["mae_kept"] == pytest.approx(0.0)
     assert row["pcc_kept"] == pytest.approx(1.0) and row["pcc_all"] < 0.5
+
+
+def test_posewise_figure_draws_each_experiment_and_method():
+    rows = [{"experiment": e, "method": m, "target": "dxa_bmd_g_cm2", "pose": p, "n": 5,
+             "pcc": 0.5, "mae": 0.1}
+            for e in ("main", "limited_poses") for m in ("decomposition", "gt_pf_drr")
+            for p in ("standing", "supine", "abduction")]  # fmt: skip
+    fig = posewise_figure(pd.DataFrame(rows), seen_poses=["standing", "supine"])
+    (ax,) = fig.axes
+    styles = sorted(line.get_linestyle() for line in ax.lines if len(line.get_xdata()) == 3)
+    assert styles == ["-", "-", "--", "--"]  # two methods in each of two experiments
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["standing", "supine", "abduction\n(unseen)"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+from matplotlib.lines import Line2D
 
 from conventions.files import atomic_path
 from evaluation.metrics import bland_altman, icc, pearson
@@ -106,28 +107,39 @@ def absolute_error_figure(predictions: pd.DataFrame) -> Figure:
     return fig
 
 
+# Line styles of the experiments in the pose-wise figure (colours are the methods').
+EXPERIMENT_STYLES = {"main": "-", "limited_poses": "--", "uncalibrated_ct": ":"}
+
+
 def posewise_figure(posewise: pd.DataFrame, seen_poses: list[str] | None = None) -> Figure:
-    """Per target, each method's PCC on each pose's radiographs (``posewise_metrics``),
-    a line per method (and per experiment where the table holds more than one; the
-    main experiment's solid, the others' dashed). Poses not in ``seen_poses`` (a
-    limited-pose training's) are marked unseen."""
+    """Per target, each method's PCC on each pose's radiographs (``posewise_metrics``):
+    a colour per method, a line style per experiment (main solid, limited poses dashed,
+    uncalibrated CT dotted). Poses not in ``seen_poses`` (a limited-pose training's) are
+    marked unseen."""
     targets = [t for t in TARGETS if t in set(posewise["target"])]
     poses = list(dict.fromkeys(posewise["pose"]))
+    methods = ordered_methods(posewise["method"])
+    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    experiments = list(dict.fromkeys(posewise["experiment"]))
+    styles = {e: EXPERIMENT_STYLES.get(e, "-.") for e in experiments}
     fig = Figure(figsize=(4.6 * len(targets), 4.4))
-    several = posewise["experiment"].nunique() > 1
     for ax, target, name, _unit in _target_axes(fig, targets):
         t = posewise[posewise["target"] == target]
         for (experiment, method), g in t.groupby(["experiment", "method"], sort=False):
             g = g.set_index("pose").reindex(poses)
-            label = METHODS.get(method, method) + (f" ({experiment})" if several else "")
-            ax.plot(range(len(poses)), g["pcc"].to_numpy(float), marker="o", label=label,
-                    ls="-" if experiment == "main" else "--")  # fmt: skip
+            ax.plot(range(len(poses)), g["pcc"].to_numpy(float), marker="o", ms=3, lw=1,
+                    color=colours[method], ls=styles[experiment])  # fmt: skip
         ticks = [p if seen_poses is None or p in seen_poses else f"{p}\n(unseen)" for p in poses]
         ax.set_xticks(range(len(poses)), ticks, fontsize=7)
         ax.axhline(0.0, color="0.6", lw=0.6)
         ax.set_ylabel(f"PCC with {name}", fontsize=7)
         ax.set_title(f"{name}: pose-wise PCC", fontsize=8)
-    _legend_below(fig)
+    handles = [Line2D([], [], color=colours[m], marker="o", ms=3, label=METHODS.get(m, m))
+               for m in methods]  # fmt: skip
+    if len(experiments) > 1:
+        handles += [Line2D([], [], color="0.2", ls=styles[e], label=e) for e in experiments]
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=6, frameon=False)
     return fig
 
 
@@ -148,11 +160,11 @@ def compression_figure(curves: pd.DataFrame) -> Figure:
         for method in ordered_methods(t["method"]):
             g = t[t["method"] == method].sort_values("mean_bytes")
             ax.plot(g["mean_bytes"] / 1024, g["pcc"], marker="o", label=METHODS.get(method, method))
-        first = t.drop_duplicates("condition")
-        for _, r in first.iterrows():
-            ax.annotate(r["condition"], (r["mean_bytes"] / 1024, r["pcc"]), fontsize=5,
-                        xytext=(2, 4), textcoords="offset points")  # fmt: skip
         ax.set_xscale("log")
+        sizes = t.groupby("condition")["mean_bytes"].first().sort_values()
+        top = ax.secondary_xaxis("top")  # each condition named at its file size
+        top.set_xticks(sizes.to_numpy() / 1024, list(sizes.index), rotation=90, fontsize=5)
+        top.minorticks_off()
         ax.set_xlabel("mean file size of a test radiograph (KiB)", fontsize=7)
         ax.set_ylabel(f"PCC with {name}", fontsize=7)
         ax.set_title(f"{name}: compression of the test radiographs", fontsize=8)
