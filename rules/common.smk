@@ -37,12 +37,16 @@ COMPRESSION = EVALUATION["compression"]
 # and the robustness studies' (Gu et al. 2023, Sec. 4.2.3 and 4.2.5): "limited_poses",
 # stages 2 and 3 trained on LIMITED_POSES' radiographs (stage 1 is main's), tested on
 # every pose; "uncalibrated_ct", every stage trained on the decomposition of the CT whose
-# density comes from a fixed HU line (rules/robustness.smk).
+# density comes from a fixed HU line (rules/robustness.smk); and the ablation
+# "without_hierarchy", stage 2 trained from scratch instead of from stage 1 (then stage 3
+# on it), when main learns hierarchically.
 LIMITED_POSES = EVALUATION["limited_poses"]
 UNCALIBRATED = EVALUATION["uncalibrated_ct"]
 EXPERIMENTS = ["main"]
 EXPERIMENTS += ["limited_poses"] if LIMITED_POSES else []
 EXPERIMENTS += ["uncalibrated_ct"] if UNCALIBRATED["enabled"] else []
+if EVALUATION["without_hierarchy"] and MODELS["hierarchical"]:
+    EXPERIMENTS.append("without_hierarchy")
 FOLDS = list(range(DATASET["folds"]))
 SYNTHETIC_DIR = "results/synthetic"
 
@@ -281,7 +285,7 @@ def experiment_table(dataset):
 
 def stage2_inputs(wildcards):
     inputs = {"table": experiment_table("B")(wildcards), "folds": "results/cohort/folds.json"}
-    if MODELS["hierarchical"]:
+    if MODELS["hierarchical"] and wildcards.experiment != "without_hierarchy":
         # the limited-pose study starts from main's stage 1 (dataset A is the same)
         own = wildcards.experiment == "uncalibrated_ct"
         stage1 = wildcards.experiment if own else "main"
@@ -310,12 +314,9 @@ def evaluation_inputs(wildcards):
 
 def experiment_arguments(wildcards, input):
     """The robustness experiments' predictions as ``python -m evaluation`` options."""
-    args = []
+    args = [f"--experiment {e}={input[e]}" for e in EXPERIMENTS[1:]]
     if LIMITED_POSES:
-        poses = " ".join(shlex.quote(p) for p in LIMITED_POSES)
-        args.append(f"--limited-predictions {input.limited_poses} --limited-poses {poses}")
-    if UNCALIBRATED["enabled"]:
-        args.append(f"--uncalibrated-predictions {input.uncalibrated_ct}")
+        args.append("--limited-poses " + " ".join(shlex.quote(p) for p in LIMITED_POSES))
     return " ".join(args)
 
 

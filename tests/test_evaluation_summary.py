@@ -107,3 +107,19 @@ def test_the_category_table_counts_each_method_against_dxa(predictions, tmp_path
     assert counts.groupby(level="method").sum().to_dict() == {
         "conventional_regression": 6, "decomposition": 6, "gt_pf_drr": 5
     }  # fmt: skip
+
+
+def test_robustness_experiments_get_their_own_table2_sections(predictions, tmp_path, capsys):
+    out = ["--out-metrics", str(tmp_path / "m.tsv"), "--out-table", str(tmp_path / "t.md")]
+    base = ["summarise", "--predictions", str(predictions), *out]
+    assert evaluation_main([*base, "--experiment", f"uncalibrated_ct={predictions}"]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert table.startswith("### Trained on every pose, phantom-calibrated CT")
+    assert "### Trained on every pose, uncalibrated CT (a fixed HU line)" in table
+    metrics = pd.read_csv(tmp_path / "m.tsv", sep="\t")
+    assert set(metrics["experiment"]) == {"main", "uncalibrated_ct"}
+    # An unknown experiment, or the limited-pose one without its poses, is refused.
+    assert evaluation_main([*base, "--experiment", f"colder={predictions}"]) == 2
+    assert "colder" in capsys.readouterr().err
+    assert evaluation_main([*base, "--experiment", f"limited_poses={predictions}"]) == 2
+    assert "--limited-poses" in capsys.readouterr().err

@@ -94,14 +94,15 @@ def test_default_config_builds_a_dag(workflow):
                  "training_curves", "evaluate", "evaluation_plots",
                  "compression_study"):  # fmt: skip
         assert counts[rule] == 1
-    # config.yaml's 5 folds in three experiments: main, limited poses (stages 2 and 3
-    # again) and uncalibrated CT (stages 1 to 3 again); the baseline in main only
+    # config.yaml's 5 folds in four experiments: main, limited poses and without
+    # hierarchical learning (stages 2 and 3 again), uncalibrated CT (stages 1 to 3 again);
+    # the baseline in main only
     assert counts["predict_compressed"] == 5
     assert counts["train_stage1"] == 5 * 2
-    assert counts["train_stage2"] == counts["predict_fold"] == counts["predict_regressors"] == 15
+    assert counts["train_stage2"] == counts["predict_fold"] == counts["predict_regressors"] == 20
     assert counts["train_baseline"] == 5 * 2  # DXA and QCT
-    assert counts["train_stage3"] == 3 * 5 * 2
-    assert counts["gather_experiment_predictions"] == 2
+    assert counts["train_stage3"] == 4 * 5 * 2
+    assert counts["gather_experiment_predictions"] == 3
     # the uncalibrated CT's own density, PF mineral, pairs and tables
     assert counts["calibrate_fixed_line"] == counts["ct_bmd_uncalibrated"] == 8
     assert counts["project_uncalibrated"] == 8 * 4
@@ -224,6 +225,21 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert table2.startswith("### Trained on every pose, phantom-calibrated CT")
     assert "### Trained on abduction only" in table2
     assert "### Trained on every pose, uncalibrated CT" in table2
+    assert "without hierarchical learning" in table2
+
+    # stage 2 from main's stage 1, from scratch without hierarchical learning, on
+    # abduction only in the limited-pose study
+    def stage2(experiment):
+        path = workflow / f"results/models/{experiment}/fold0/stage2/history.json"
+        return json.loads(path.read_text())
+
+    assert stage2("main")["init"] == "results/models/main/fold0/stage1/final.pt"
+    assert stage2("limited_poses")["init"] == "results/models/main/fold0/stage1/final.pt"
+    assert stage2("limited_poses")["poses"] == ["abduction"]
+    assert (
+        stage2("uncalibrated_ct")["init"] == "results/models/uncalibrated_ct/fold0/stage1/final.pt"
+    )
+    assert stage2("without_hierarchy")["init"] is None
     # The uncalibrated CT: config.yaml's fixed line (slope 1, intercept 0) reads HU as
     # mg/cm³; its own decomposition targets, the references the calibrated CT's.
     hu = sitk.GetArrayFromImage(
@@ -244,7 +260,8 @@ def test_synthetic_demo_runs_and_caches(workflow):
     )
     posewise = pd.read_csv(workflow / "results/cohort/posewise.tsv", sep="\t")
     assert set(posewise["pose"]) == {"supine", "abduction"}
-    assert set(posewise["experiment"]) == {"main", "limited_poses", "uncalibrated_ct"}
+    assert set(posewise["experiment"]) == {"main", "limited_poses", "uncalibrated_ct",
+                                           "without_hierarchy"}  # fmt: skip
     statistics = pd.read_csv(workflow / "results/cohort/statistics.tsv", sep="\t")
     assert "rm_anova" in set(statistics["test"])
     # The compression study: files of the requested quality and depth, every test

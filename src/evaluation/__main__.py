@@ -74,15 +74,21 @@ def _tsv(frame: pd.DataFrame) -> str:
 
 
 def _experiments(a) -> dict[str, pd.DataFrame]:
-    """The main experiment's predictions and, when given, the robustness experiments'."""
+    """The main experiment's predictions and the robustness experiments' given as
+    ``--experiment NAME=PATH``."""
     out = {"main": read_predictions(a.predictions)}
-    if a.limited_predictions:
-        if not a.limited_poses:
-            raise ValueError("--limited-predictions needs --limited-poses, the poses trained on")
-        out["limited_poses"] = read_predictions(a.limited_predictions)
-    if a.uncalibrated_predictions:
-        out["uncalibrated_ct"] = read_predictions(a.uncalibrated_predictions)
+    for item in a.experiment:
+        name, _, path = item.partition("=")
+        if name not in ROBUSTNESS_EXPERIMENTS or not path:
+            raise ValueError(f"--experiment {item!r}: expected NAME=PATH, NAME one of "
+                             f"{', '.join(ROBUSTNESS_EXPERIMENTS)}")  # fmt: skip
+        out[name] = read_predictions(path)
+    if "limited_poses" in out and not a.limited_poses:
+        raise ValueError("the limited_poses experiment needs --limited-poses, the poses trained on")
     return out
+
+
+ROBUSTNESS_EXPERIMENTS = ("limited_poses", "uncalibrated_ct", "without_hierarchy")
 
 
 def experiment_titles(limited_poses) -> dict[str, str]:
@@ -91,6 +97,8 @@ def experiment_titles(limited_poses) -> dict[str, str]:
     titles = {
         "main": "Trained on every pose, phantom-calibrated CT",
         "uncalibrated_ct": "Trained on every pose, uncalibrated CT (a fixed HU line)",
+        "without_hierarchy": "Trained on every pose, phantom-calibrated CT, without "
+        "hierarchical learning (stage 2 from scratch)",
     }
     if limited_poses:
         titles["limited_poses"] = (
@@ -112,7 +120,7 @@ def summarise_command(a) -> int:
         write_text(a.out_posewise, _tsv(table))
     if a.out_statistics:
         tests = [method_tests(predictions, LEARNED_METHODS)]
-        for name in ("limited_poses", "uncalibrated_ct"):  # against main, pose by pose
+        for name in ROBUSTNESS_EXPERIMENTS:  # each against main, pose by pose
             if name in experiments:
                 tests.append(experiment_tests(predictions, experiments[name], "main", name,
                                               LEARNED_METHODS[1:]))  # fmt: skip
@@ -190,15 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("summarise", help="metrics.tsv and table2.md from predictions.tsv")
     p.add_argument("--predictions", required=True)
     p.add_argument(
-        "--limited-predictions",
-        default=None,
-        help="the limited-pose training's predictions (robustness study)",
+        "--experiment",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a robustness experiment's predictions: " + ", ".join(ROBUSTNESS_EXPERIMENTS),
     )
-    p.add_argument(
-        "--limited-poses", nargs="*", default=None, help="the poses the limited-pose training saw"
-    )
-    p.add_argument("--uncalibrated-predictions", default=None,
-                   help="the uncalibrated-CT training's predictions")  # fmt: skip
+    p.add_argument("--limited-poses", nargs="*", default=None,
+                   help="the poses the limited_poses experiment was trained on")  # fmt: skip
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-table", required=True)
     p.add_argument(
@@ -232,15 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plots", help="scatter and Bland-Altman figures from predictions.tsv")
     p.add_argument("--predictions", required=True)
     p.add_argument(
-        "--limited-predictions",
-        default=None,
-        help="the limited-pose training's predictions (robustness study)",
+        "--experiment",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a robustness experiment's predictions: " + ", ".join(ROBUSTNESS_EXPERIMENTS),
     )
-    p.add_argument(
-        "--limited-poses", nargs="*", default=None, help="the poses the limited-pose training saw"
-    )
-    p.add_argument("--uncalibrated-predictions", default=None,
-                   help="the uncalibrated-CT training's predictions")  # fmt: skip
+    p.add_argument("--limited-poses", nargs="*", default=None,
+                   help="the poses the limited_poses experiment was trained on")  # fmt: skip
     p.add_argument("--out-scatter", required=True)
     p.add_argument("--out-bland-altman", required=True)
     p.add_argument("--out-absolute-error", default=None)

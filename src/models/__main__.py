@@ -84,6 +84,7 @@ def train_command(a) -> int:
     print(f"stage {a.stage}, fold {a.fold}: {len(data)} pairs of {len(train)} subjects{poses}")
     run = train_stage(data, cfg, a.out_dir, init_from=a.init, progress=not a.quiet)
     write_json(a.out_history, {"stage": a.stage, "fold": a.fold, "factor": factor,
+                               "init": a.init, "poses": a.poses,
                                "history": run["history"]})  # fmt: skip
     return 0
 
