@@ -67,6 +67,7 @@ rule train_stage2:
 rule predict_fold:
     input:
         model="results/models/{experiment}/fold{fold}/stage2/final.pt",
+        regressors=fold_regressors,
         table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
@@ -88,8 +89,9 @@ rule predict_fold:
     shell:
         "OMP_NUM_THREADS={threads} python -m models predict-fold --model {input.model}"
         " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
-        " --factor {params.factor} {params.poses} --out-predictions {output.predictions}"
-        " --out-calibration {output.calibration} --out-checks {output.checks} > {log} 2>&1"
+        " --factor {params.factor} {params.poses} --regressors {input.regressors}"
+        " --out-predictions {output.predictions} --out-calibration {output.calibration}"
+        " --out-checks {output.checks} > {log} 2>&1"
 
 
 rule train_stage3:
@@ -151,35 +153,9 @@ rule train_baseline:
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
 
 
-rule predict_regressors:
-    input:
-        models=fold_regressors,
-        table=experiment_table("B"),
-        folds="results/cohort/folds.json",
-    output:
-        "results/models/{experiment}/fold{fold}/regression_predictions.tsv",
-    params:
-        code=source_hash("models"),
-    conda:
-        "../envs/models.yaml"
-    log:
-        "logs/predict_regressors/{experiment}/fold{fold}.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    shell:
-        "OMP_NUM_THREADS={threads} python -m models predict-regressors --models {input.models}"
-        " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
-        " --out {output} > {log} 2>&1"
-
-
 rule gather_predictions:
     input:
         predictions=expand("results/models/main/fold{fold}/predictions.tsv", fold=FOLDS),
-        regression=expand(
-            "results/models/main/fold{fold}/regression_predictions.tsv", fold=FOLDS
-        ),
         checks=expand("results/models/main/fold{fold}/pf_drr_checks.tsv", fold=FOLDS),
     output:
         predictions="results/cohort/predictions.tsv",
@@ -192,7 +168,7 @@ rule gather_predictions:
         "logs/gather_predictions.log",
     localrule: True
     shell:
-        "(python -m models gather --predictions {input.predictions} {input.regression}"
+        "(python -m models gather --predictions {input.predictions}"
         " --out {output.predictions} && python -m models gather --predictions {input.checks}"
         " --out {output.checks}) > {log} 2>&1"
 
@@ -200,7 +176,6 @@ rule gather_predictions:
 rule gather_experiment_predictions:
     input:
         expand("results/models/{{experiment}}/fold{fold}/predictions.tsv", fold=FOLDS),
-        expand("results/models/{{experiment}}/fold{fold}/regression_predictions.tsv", fold=FOLDS),
     output:
         "results/cohort/robustness/{experiment}/predictions.tsv",
     wildcard_constraints:

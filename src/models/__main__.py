@@ -7,7 +7,8 @@
 ``predict-fold``  a stage-2 model on its fold: PF-DRRs of the training and test
                   subjects' pairs; per target (DXA-BMD, QCT-BMD) the threshold and line
                   fitted on the training subjects, applied to the test subjects; the
-                  ground-truth PF-DRRs through the same procedure → predictions TSV and
+                  ground-truth PF-DRRs through the same procedure; with ``--regressors``
+                  the fold's regressors' BMD of the test subjects → predictions TSV and
                   the calibrations; with ``--out-checks``, failure detection: each
                   test PF-DRR's plausibility against the training fold's true ones.
 ``train-regressor``  stage three (stage two's encoder and a regression head: encoder
@@ -130,6 +131,8 @@ def predict_fold_command(a) -> int:
         if fit.any():
             mean = np.full(len(table), values[fit].mean())
             rows += prediction_rows(table, is_test, a.fold, "training_mean", target, mean)
+    if a.regressors:  # the fold's stage-three regressors and baseline, in the same table
+        rows += regressor_rows(table[is_test].reset_index(drop=True), a.regressors, a.fold)
     out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     write_text(a.out_predictions, out.to_csv(sep="\t", index=False, float_format="%.6g"))
     if a.out_checks:
@@ -198,20 +201,28 @@ def regression_method(cfg: RegressionConfig, epoch: int) -> str:
     return "decomposition+regression_frozen" if frozen else "decomposition+regression"
 
 
-def predict_regressors_command(a) -> int:
-    _, test = fold_subjects(a.folds, a.fold)
-    table = fold_rows(a.table, test)
-    rows, inputs = [], {}  # inputs by (factor, ROI): read once for all regressors alike
-    for checkpoint in a.models:
+def regressor_rows(table: pd.DataFrame, checkpoints, fold: int, xrays=None) -> list[dict]:
+    """Rows of every regressor's BMD for ``table``'s radiographs (or for ``xrays`` in
+    their place: the same radiographs compressed); each input set read once for all the
+    regressors that share it."""
+    rows, inputs = [], {}  # inputs by (factor, ROI)
+    xrays = [None] * len(table) if xrays is None else xrays
+    for checkpoint in checkpoints:
         ckpt = load_checkpoint(checkpoint)
         model, cfg = regressor_from_checkpoint(ckpt)
         method = regression_method(cfg, int(ckpt["epoch"]))
         key = (cfg.factor, cfg.roi_pixels if cfg.kind == "conventional" else None)
         if key not in inputs:
-            inputs[key] = np.stack([load_input(p, *key) for p in table["pair"]])
-        estimate = predict_bmd(model, inputs[key])
-        rows += prediction_rows(table, np.ones(len(table), bool), a.fold, method, cfg.target,
-                                estimate)  # fmt: skip
+            pairs = zip(table["pair"], xrays, strict=True)
+            inputs[key] = np.stack([load_input(p, *key, xray=x) for p, x in pairs])
+        rows += prediction_rows(table, np.ones(len(table), bool), fold, method, cfg.target,
+                                predict_bmd(model, inputs[key]))  # fmt: skip
+    return rows
+
+
+def predict_regressors_command(a) -> int:
+    _, test = fold_subjects(a.folds, a.fold)
+    rows = regressor_rows(fold_rows(a.table, test), a.models, a.fold)
     out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     write_text(a.out, out.to_csv(sep="\t", index=False, float_format="%.6g"))
     print(f"fold {a.fold}: {len(out)} predictions by {len(a.models)} regressors")
@@ -225,11 +236,6 @@ def predict_compressed_command(a) -> int:
     doc = read_json_object(a.calibration)
     fits = {t: doc.get(f"decomposition/{t}", {"error": "absent"}) for t in BMD_TARGETS}
     calibrations = {t: BmdCalibration.from_record(f) for t, f in fits.items() if "error" not in f}
-    regressors = []
-    for checkpoint in a.regressors:
-        ckpt = load_checkpoint(checkpoint)
-        model, cfg = regressor_from_checkpoint(ckpt)
-        regressors.append((model, cfg, regression_method(cfg, int(ckpt["epoch"]))))
     _, test = fold_subjects(a.folds, a.fold)
     table = fold_rows(a.table, test)
     every = np.ones(len(table), bool)
@@ -254,13 +260,7 @@ def predict_compressed_command(a) -> int:
             for target, cal in calibrations.items():
                 part += prediction_rows(table, every, a.fold, "decomposition", target,
                                         cal.predict(images))  # fmt: skip
-        inputs = {}
-        for model, cfg, method in regressors:
-            key = (cfg.factor, cfg.roi_pixels if cfg.kind == "conventional" else None)
-            if key not in inputs:
-                inputs[key] = np.stack([load_input(p, *key, xray=x) for p, x in pairs])
-            part += prediction_rows(table, every, a.fold, method, cfg.target,
-                                    predict_bmd(model, inputs[key]))  # fmt: skip
+        part += regressor_rows(table, a.regressors, a.fold, xrays)
         frame = pd.DataFrame(part, columns=PREDICTION_COLUMNS)
         frame["condition"] = condition
         frame["bytes"] = index.loc[list(zip(frame["subject_id"], frame["image"],
@@ -344,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--factor", type=int, default=1, help="the model's training downsampling")
     p.add_argument("--out-predictions", required=True)
     p.add_argument("--out-calibration", required=True)
+    p.add_argument(
+        "--regressors",
+        nargs="*",
+        default=[],
+        help="the fold's regressors (frozen.pt / final.pt): their BMD too",
+    )
     p.add_argument("--out-checks", default=None,
                    help="failure detection: the test PF-DRRs' plausibility (TSV)")  # fmt: skip
     p.set_defaults(run=predict_fold_command)
