@@ -142,6 +142,15 @@ def test_a_regressor_interrupted_and_resumed_equals_an_uninterrupted_one(
         a = load_checkpoint(whole / name)["model"]
         b = load_checkpoint(cut / name)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
+    # Killed in fine-tuning, and Snakemake removed its outputs (frozen.pt): the frozen
+    # phase cannot be resumed, so the rerun starts afresh and gets it all back.
+    gone = tmp_path / "gone"
+    train_regressor(data, stage3_config(), gone, stage2, 3, progress=False)
+    (gone / "frozen.pt").unlink()
+    again = train_regressor(data, stage3_config(), gone, stage2, progress=False)
+    assert again["history"] == history
+    a, b = (load_checkpoint(d / "frozen.pt")["model"] for d in (whole, gone))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_the_roi_keeps_the_density_a_whole_image_shows(pairs):

@@ -61,6 +61,23 @@ def test_a_run_interrupted_and_resumed_equals_an_uninterrupted_one(tiny_dataset,
     )
 
 
+def test_another_runs_checkpoint_is_not_resumed(tiny_dataset, tmp_path):
+    """A rerun because the settings changed (or the data, initial weights or code) starts
+    afresh: the stale last.pt is not continued."""
+    subjects = [f"S{i}" for i in range(6)]
+    ds = PairDataset(tiny_dataset, subjects, "pf")
+    train_stage(ds, config(lr=1e-3), tmp_path / "run", stop_after_epoch=1, progress=False)
+    rerun = train_stage(ds, config(lr=5e-4), tmp_path / "run", progress=False)
+    fresh = train_stage(ds, config(lr=5e-4), tmp_path / "fresh", progress=False)
+    assert rerun["history"] == fresh["history"]
+    other = PairDataset(tiny_dataset, subjects[:4], "pf")  # other data, same settings
+    train_stage(other, config(lr=5e-4), tmp_path / "data", stop_after_epoch=1, progress=False)
+    assert (
+        train_stage(ds, config(lr=5e-4), tmp_path / "data", progress=False)["history"]
+        == (fresh["history"])
+    )
+
+
 def test_augmentation_moves_radiograph_and_target_alike():
     torch.manual_seed(3)
     r, c = torch.meshgrid(torch.arange(64.0), torch.arange(32.0), indexing="ij")

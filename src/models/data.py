@@ -9,6 +9,7 @@ resolution (block means of the 512 × 256 pair: a demo on a CPU).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def fold_subjects(folds_json: str | Path, fold: int) -> tuple[list[str], list[st
     doc = json.loads(Path(folds_json).read_text(encoding="utf-8"))
     entry = doc["folds"][fold]
     return list(entry["train"]), list(entry["test"])
+
+
+def _digest(arrays) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
@@ -84,6 +94,10 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def fingerprint(self) -> str:
+        """A digest of the pairs' arrays, as training sees them."""
+        return _digest(a for pair in self.pairs for a in pair)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = (torch.from_numpy(a)[None] for a in self.pairs[i])
@@ -144,6 +158,10 @@ class RegressionDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+    def fingerprint(self) -> str:
+        """A digest of the inputs and their BMD, as training sees them."""
+        return _digest([*self.inputs, self.bmd])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(self.inputs[i])[None]

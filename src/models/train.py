@@ -11,6 +11,8 @@ code from a file.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tqdm import tqdm
 from conventions.files import atomic_path
 from models.losses import LossWeights, discriminator_loss, generator_loss
 from models.networks import Generator, MultiscaleDiscriminator
+from registration import similarity  # the GC loss's code, part of a run's identity
 
 
 @dataclass
@@ -99,13 +102,16 @@ class Stage:
                 getattr(self, name).load_state_dict(state[name])
 
 
-def save_checkpoint(path: Path, stage: Stage, epoch: int, history: list, loader_rng) -> None:
+def save_checkpoint(
+    path: Path, stage: Stage, epoch: int, history: list, loader_rng, identity: str = ""
+) -> None:
     doc = {
         **stage.state(),
         "epoch": epoch,
         "history": history,
         "config": stage.cfg.to_dict(),
         "rng": {"torch": torch.get_rng_state(), "loader": loader_rng.get_state()},
+        "identity": identity,
     }
     with atomic_path(path) as tmp:
         torch.save(doc, tmp)
@@ -131,13 +137,34 @@ def open_run(out_dir: str | Path, seed: int) -> tuple[Path, torch.device, bool, 
     return out, device, amp, torch.Generator().manual_seed(seed)
 
 
-def resume_checkpoint(out: Path, loader_rng: torch.Generator) -> dict | None:
+def run_identity(config: dict, data_fingerprint: str, init_from: str | Path | None) -> str:
+    """What makes two runs the same run: the settings, the training data (its arrays'
+    digest), the weights it starts from, and the code that trains (this package and the
+    GC it shares with registration). A checkpoint resumes only the run that wrote it: a
+    rerun because any of these changed starts afresh instead of continuing stale
+    weights."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    digest.update(data_fingerprint.encode())
+    if init_from is not None:
+        digest.update(Path(init_from).read_bytes())
+    sources = [*sorted(Path(__file__).parent.glob("*.py")), Path(similarity.__file__)]
+    for source in sources:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def resume_checkpoint(out: Path, loader_rng: torch.Generator, identity: str) -> dict | None:
     """``out/last.pt``'s contents with the random states it saved restored, or None for
-    a fresh run. Called after the networks are built: their initial weights draw from
-    torch's generator, which an uninterrupted run had also done before epoch one."""
+    a fresh run (no checkpoint, or one another run wrote: see :func:`run_identity`).
+    Called after the networks are built: their initial weights draw from torch's
+    generator, which an uninterrupted run had also done before epoch one."""
     if not (out / "last.pt").is_file():
         return None
     ckpt = load_checkpoint(out / "last.pt")
+    if ckpt.get("identity") != identity:
+        print(f"{out / 'last.pt'} is another run's (settings, data, initial weights or "
+              "code differ): starting afresh")  # fmt: skip
+        return None
     _restore_rng(ckpt["rng"], loader_rng)
     return ckpt
 
@@ -159,7 +186,8 @@ def train_stage(
     stage = Stage(cfg, device)
     history: list[dict] = []
     start = 0
-    ckpt = resume_checkpoint(out, loader_rng)
+    identity = run_identity(cfg.to_dict(), dataset.fingerprint(), init_from)
+    ckpt = resume_checkpoint(out, loader_rng, identity)
     if ckpt is not None:
         stage.load(ckpt)
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
@@ -203,8 +231,8 @@ def train_stage(
         history.append({"epoch": epoch + 1, **{k: v / len(dataset) for k, v in sums.items()}})
         done = epoch + 1
         if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
-            save_checkpoint(out / "last.pt", stage, done, history, loader_rng)
+            save_checkpoint(out / "last.pt", stage, done, history, loader_rng, identity)
         if stop_after_epoch is not None and done >= stop_after_epoch:
             return {"history": history, "stage": stage}
-    save_checkpoint(out / "final.pt", stage, cfg.epochs, history, loader_rng)
+    save_checkpoint(out / "final.pt", stage, cfg.epochs, history, loader_rng, identity)
     return {"history": history, "stage": stage}

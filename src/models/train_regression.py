@@ -20,7 +20,14 @@ import torch
 from tqdm import tqdm
 
 from models.regression import ConventionalRegressor, DecompositionRegressor, weighted_l1
-from models.train import load_checkpoint, open_run, resume_checkpoint, save_checkpoint
+from models.train import (
+    load_checkpoint,
+    open_run,
+    resume_checkpoint,
+    run_identity,
+    save_checkpoint,
+    seed_everything,
+)
 
 KINDS = ("decomposition", "conventional")
 
@@ -143,7 +150,16 @@ def train_regressor(
     run = RegressionRun(cfg, device)
     history: list[dict] = []
     start = 0
-    ckpt = resume_checkpoint(out, loader_rng)
+    identity = run_identity(cfg.to_dict(), dataset.fingerprint(), init_from)
+    ckpt = resume_checkpoint(out, loader_rng, identity)
+    past_frozen = ckpt is not None and int(ckpt["epoch"]) >= cfg.epochs
+    if past_frozen and cfg.kind == "decomposition" and not (out / "frozen.pt").is_file():
+        # Snakemake removes a killed job's outputs: the frozen phase cannot be had back.
+        print("frozen.pt is gone and last.pt is past the frozen phase: starting afresh")
+        ckpt = None
+        seed_everything(cfg.seed)  # as open_run left it for a fresh run
+        loader_rng.manual_seed(cfg.seed)
+        run = RegressionRun(cfg, device)
     if ckpt is not None:
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
         run.load(ckpt, start)
@@ -190,12 +206,12 @@ def train_regressor(
         )
         done = epoch + 1
         if cfg.kind == "decomposition" and done == cfg.epochs:
-            save_checkpoint(out / "frozen.pt", run, done, history, loader_rng)
+            save_checkpoint(out / "frozen.pt", run, done, history, loader_rng, identity)
         if done % cfg.checkpoint_every == 0 or done == cfg.total_epochs:
-            save_checkpoint(out / "last.pt", run, done, history, loader_rng)
+            save_checkpoint(out / "last.pt", run, done, history, loader_rng, identity)
         if stop_after_epoch is not None and done >= stop_after_epoch:
             return {"history": history, "model": run.model}
-    save_checkpoint(out / "final.pt", run, cfg.total_epochs, history, loader_rng)
+    save_checkpoint(out / "final.pt", run, cfg.total_epochs, history, loader_rng, identity)
     return {"history": history, "model": run.model}
 
 
