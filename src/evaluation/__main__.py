@@ -189,13 +189,9 @@ def compression_command(a) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m evaluation", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("summarise", help="metrics.tsv and table2.md from predictions.tsv")
+def _prediction_arguments(p: argparse.ArgumentParser) -> None:
+    """The main experiment's predictions and the robustness experiments' (summarise and
+    plots read the same)."""
     p.add_argument("--predictions", required=True)
     p.add_argument(
         "--experiment",
@@ -206,6 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--limited-poses", nargs="*", default=None,
                    help="the poses the limited_poses experiment was trained on")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m evaluation", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summarise", help="metrics.tsv and table2.md from predictions.tsv")
+    _prediction_arguments(p)
     p.add_argument("--out-metrics", required=True)
     p.add_argument("--out-table", required=True)
     p.add_argument(
@@ -237,16 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="WHO categories of DXA-BMD predictions against DXA's")  # fmt: skip
     p.set_defaults(run=summarise_command)
     p = sub.add_parser("plots", help="scatter and Bland-Altman figures from predictions.tsv")
-    p.add_argument("--predictions", required=True)
-    p.add_argument(
-        "--experiment",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a robustness experiment's predictions: " + ", ".join(ROBUSTNESS_EXPERIMENTS),
-    )
-    p.add_argument("--limited-poses", nargs="*", default=None,
-                   help="the poses the limited_poses experiment was trained on")  # fmt: skip
+    _prediction_arguments(p)
     p.add_argument("--out-scatter", required=True)
     p.add_argument("--out-bland-altman", required=True)
     p.add_argument("--out-absolute-error", default=None)
