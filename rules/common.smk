@@ -42,6 +42,22 @@ COMPRESSION = EVALUATION["compression"]
 # on it), when main learns hierarchically.
 LIMITED_POSES = EVALUATION["limited_poses"]
 UNCALIBRATED = EVALUATION["uncalibrated_ct"]
+# What sets each experiment apart, in one place: its datasets' folder, the experiment
+# whose stage 1 its stage 2 starts from (None: from scratch), the poses it trains on
+# (empty: all).
+EXPERIMENT_SETTINGS = {
+    "main": {"cohort": "results/cohort", "stage1": "main", "poses": []},
+    "limited_poses": {"cohort": "results/cohort", "stage1": "main", "poses": LIMITED_POSES},
+    "uncalibrated_ct": {
+        "cohort": "results/cohort/uncalibrated_ct",
+        "stage1": "uncalibrated_ct",
+        "poses": [],
+    },
+    "without_hierarchy": {"cohort": "results/cohort", "stage1": None, "poses": []},
+}
+if not MODELS["hierarchical"]:  # then main's stage 2, and every other, starts from scratch
+    for settings in EXPERIMENT_SETTINGS.values():
+        settings["stage1"] = None
 EXPERIMENTS = ["main"]
 EXPERIMENTS += ["limited_poses"] if LIMITED_POSES else []
 EXPERIMENTS += ["uncalibrated_ct"] if UNCALIBRATED["enabled"] else []
@@ -272,32 +288,26 @@ def fold_regressors(wildcards):
 
 
 def experiment_table(dataset):
-    """An input function: the experiment's dataset table ("A" or "B"). The uncalibrated
-    CT's differ in their decomposition targets; the others share the cohort's."""
+    """An input function: the experiment's dataset table ("A" or "B")."""
 
     def table(wildcards):
-        root = "results/cohort/uncalibrated_ct" if wildcards.experiment == "uncalibrated_ct" else (
-            "results/cohort")  # fmt: skip
-        return f"{root}/dataset_{dataset}.tsv"
+        return f"{EXPERIMENT_SETTINGS[wildcards.experiment]['cohort']}/dataset_{dataset}.tsv"
 
     return table
 
 
 def stage2_inputs(wildcards):
     inputs = {"table": experiment_table("B")(wildcards), "folds": "results/cohort/folds.json"}
-    if MODELS["hierarchical"] and wildcards.experiment != "without_hierarchy":
-        # the limited-pose study starts from main's stage 1 (dataset A is the same)
-        own = wildcards.experiment == "uncalibrated_ct"
-        stage1 = wildcards.experiment if own else "main"
+    stage1 = EXPERIMENT_SETTINGS[wildcards.experiment]["stage1"]
+    if stage1 is not None:
         inputs["init"] = f"results/models/{stage1}/fold{wildcards.fold}/stage1/final.pt"
     return inputs
 
 
 def poses_argument(wildcards):
     """``--poses …`` for an experiment trained on some poses only, else nothing."""
-    if wildcards.experiment == "limited_poses":
-        return "--poses " + " ".join(shlex.quote(p) for p in LIMITED_POSES)
-    return ""
+    poses = EXPERIMENT_SETTINGS[wildcards.experiment]["poses"]
+    return "--poses " + " ".join(shlex.quote(p) for p in poses) if poses else ""
 
 
 def evaluation_inputs(wildcards):

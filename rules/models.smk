@@ -2,8 +2,9 @@
 # (radiograph → PF-DRR, dataset B, from stage 1's weights), stage 3 (stage 2's encoder and
 # a regression head, per BMD target) and the conventional baseline (a CNN on the PF ROI,
 # per target); then each fold's test subjects' BMD by every method, gathered into the
-# experiment's predictions. The experiments (common.smk: EXPERIMENTS) are "main" and the
-# robustness studies' "limited_poses" and "uncalibrated_ct".
+# experiment's predictions. The experiments (common.smk: EXPERIMENT_SETTINGS) are "main",
+# the robustness studies' "limited_poses" and "uncalibrated_ct", and the ablation
+# "without_hierarchy".
 #
 # Each job takes one thread: the demo's networks are too small to use two (two one-thread
 # trainings finish in 8.8 s where one of two threads takes 8.5 s); on a GPU the thread
