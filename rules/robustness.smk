@@ -42,7 +42,6 @@ rule predict_compressed:
         "results/models/main/fold{fold}/compression_predictions.tsv",
     params:
         code=source_hash("models"),
-        factor=MODELS["factor"],
     conda:
         "../envs/models.yaml"
     log:
@@ -55,7 +54,7 @@ rule predict_compressed:
         "OMP_NUM_THREADS={threads} python -m models predict-compressed --model {input.model}"
         " --calibration {input.calibration} --regressors {input.regressors}"
         " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
-        " --factor {params.factor} --compressed {input.compressed} --out {output} > {log} 2>&1"
+        " --compressed {input.compressed} --out {output} > {log} 2>&1"
 
 
 rule compression_study:

@@ -255,7 +255,8 @@ def predict_compressed_command(a) -> int:
         pairs = list(zip(table["pair"], xrays, strict=True))
         part = []
         if calibrations:
-            images = predict_images(generator, np.stack([load_input(p, a.factor, xray=x)
+            factor = int(doc["factor"])  # the stage-two model's, as predict-fold read it
+            images = predict_images(generator, np.stack([load_input(p, factor, xray=x)
                                                          for p, x in pairs]))  # fmt: skip
             for target, cal in calibrations.items():
                 part += prediction_rows(table, every, a.fold, "decomposition", target,
@@ -382,7 +383,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", required=True, help="dataset_B.tsv")
     p.add_argument("--folds", required=True)
     p.add_argument("--fold", type=int, required=True)
-    p.add_argument("--factor", type=int, default=1, help="the stage-two model's factor")
     p.add_argument("--compressed", nargs="+", required=True, help="conditions' index TSVs")
     p.add_argument("--out", required=True)
     p.set_defaults(run=predict_compressed_command)

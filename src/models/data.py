@@ -47,14 +47,19 @@ def standardise(x: np.ndarray) -> np.ndarray:
     return (x - float(x.mean())) / (sd if sd > 0 else 1.0)
 
 
-def load_pair(path: str | Path, target: str, factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(standardised radiograph, target in g/cm²), each (H/factor, W/factor) float32."""
-    with np.load(path) as pair:
-        x, y = pair["xray"].astype(np.float32), pair[TARGETS[target]].astype(np.float32)
+def block_mean(image: np.ndarray, factor: int = 1) -> np.ndarray:
+    """The image at 1/``factor`` of its size (means of factor × factor blocks), float32."""
+    x = np.asarray(image, np.float32)
     if factor > 1:
-        t = torch.from_numpy(np.stack([x, y]))[None]
-        x, y = F.avg_pool2d(t, factor)[0].numpy()
-    return standardise(x), y
+        x = F.avg_pool2d(torch.from_numpy(x)[None, None], factor)[0, 0].numpy()
+    return x
+
+
+def load_pair(path: str | Path, target: str, factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(the model's input, target in g/cm²), each (H/factor, W/factor) float32."""
+    with np.load(path) as pair:
+        x, y = pair["xray"], pair[TARGETS[target]]
+    return model_input(x, factor=factor), block_mean(y, factor)
 
 
 def fold_rows(table: str | Path, subjects, poses=None) -> pd.DataFrame:
@@ -178,10 +183,7 @@ def model_input(xray: np.ndarray, pf_mask: np.ndarray | None = None, factor: int
     the rest of the image (a crop standardised on its own loses the bone's density)."""
     if roi_size is not None:
         return proximal_femur_roi(standardise(xray), pf_mask, roi_size)
-    x = np.asarray(xray, np.float32)
-    if factor > 1:
-        x = F.avg_pool2d(torch.from_numpy(x)[None, None], factor)[0, 0].numpy()
-    return standardise(x)
+    return standardise(block_mean(xray, factor))
 
 
 def load_input(path: str | Path, factor: int = 1, roi_size: int | None = None,

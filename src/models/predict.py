@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from dataset.pairs import pair_transform
 from models.bmd import BmdCalibration
-from models.data import standardise
+from models.data import model_input
 from models.networks import Generator
 from models.plausibility import PlausibleRange
 from models.train import TrainConfig, load_checkpoint
@@ -61,9 +61,7 @@ def predict_radiograph(
 
     ``factor`` is the model's training downsampling of the pair (its config)."""
     t = pair_transform(pixels.shape, side, pair_shape)
-    pair = torch.from_numpy(t.apply(pixels))[None, None]
-    small = F.avg_pool2d(pair, factor) if factor > 1 else pair  # as load_pair does
-    x = torch.from_numpy(standardise(small[0, 0].numpy()))[None, None]
+    x = torch.from_numpy(model_input(t.apply(pixels), factor=factor))[None, None]
     pred = generator(x)  # at the training resolution, where the calibration was fitted
     pf_small = pred[0, 0].numpy()
     # Areal density is intensive: interpolated back to the pair's size for display.
