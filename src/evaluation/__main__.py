@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from conventions.errors import InputError
-from conventions.files import write_text
+from conventions.files import atomic_path, write_text
 from evaluation.categories import NHANES_TOTAL_HIP_WOMEN, category_confusion
 from evaluation.compression import compress, parse_condition
 from evaluation.plots import (
@@ -154,8 +155,6 @@ def plots_command(a) -> int:
 def compress_command(a) -> int:
     """Every radiograph of the table under one condition: the files, and an index of
     (condition, subject_id, image, file, bytes)."""
-    from pathlib import Path
-
     parse_condition(a.condition)  # a clear error before any file is written
     table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str, "image": str})
     out_dir = Path(a.out_dir)
@@ -164,10 +163,8 @@ def compress_command(a) -> int:
         with np.load(r.pair) as pair:
             data, suffix = compress(pair["xray"], a.condition)
         path = out_dir / r.subject_id / f"{r.image}{suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
         rows.append({"condition": a.condition, "subject_id": r.subject_id, "image": r.image,
                      "file": str(path), "bytes": len(data)})  # fmt: skip
     index = pd.DataFrame(rows, columns=["condition", "subject_id", "image", "file", "bytes"])
@@ -183,7 +180,7 @@ def compression_command(a) -> int:
     predictions = pd.concat(parts, ignore_index=True)
     write_text(a.out_predictions, _tsv(predictions))
     curves = compression_metrics(predictions)
-    write_text(a.out_table, curves.to_csv(sep="\t", index=False, float_format="%.6g"))
+    write_text(a.out_table, _tsv(curves))
     save_png(compression_figure(curves), a.out_figure)
     print(f"{curves['condition'].nunique()} conditions, {len(curves)} rows")
     return 0

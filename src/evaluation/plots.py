@@ -114,8 +114,8 @@ EXPERIMENT_STYLES = {"main": "-", "limited_poses": "--", "uncalibrated_ct": ":"}
 def posewise_figure(posewise: pd.DataFrame, seen_poses: list[str] | None = None) -> Figure:
     """Per target, each method's PCC on each pose's radiographs (``posewise_metrics``):
     a colour per method, a line style per experiment (main solid, limited poses dashed,
-    uncalibrated CT dotted). Poses not in ``seen_poses`` (a limited-pose training's) are
-    marked unseen."""
+    uncalibrated CT dotted, any other dash-dotted). Poses not in ``seen_poses`` (a
+    limited-pose training's) are marked unseen."""
     targets = [t for t in TARGETS if t in set(posewise["target"])]
     poses = list(dict.fromkeys(posewise["pose"]))
     methods = ordered_methods(posewise["method"])

@@ -50,8 +50,7 @@ def repeated_measures_anova(errors: pd.DataFrame, methods: list[str], target: st
     return {**row, "statistic": float(f), "df": f"{df_num:g},{df_den:g}", "p": float(p)}
 
 
-def tukey_hsd(values: np.ndarray, groups: np.ndarray, test: str, target: str,
-              scope: str) -> list[dict]:  # fmt: skip
+def tukey_hsd(values: np.ndarray, groups: np.ndarray, target: str, scope: str) -> list[dict]:
     """Tukey's HSD between every pair of ``groups``' values: a row per pair, the
     statistic being the difference of means (b − a), p adjusted for the family."""
     names = list(dict.fromkeys(groups))
@@ -63,7 +62,7 @@ def tukey_hsd(values: np.ndarray, groups: np.ndarray, test: str, target: str,
                                result.pvalues, strict=True):  # fmt: skip
         a, b = result.groupsunique[i], result.groupsunique[j]
         n = int((groups == a).sum() + (groups == b).sum())
-        rows.append({"test": test, "target": target, "scope": scope, "group_a": str(a),
+        rows.append({"test": "tukey_hsd", "target": target, "scope": scope, "group_a": str(a),
                      "group_b": str(b), "n": n, "statistic": float(diff),
                      "df": str(len(values) - len(names)), "p": float(p)})  # fmt: skip
     return rows
@@ -84,12 +83,11 @@ def method_tests(predictions: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
                                                              "method"])]  # fmt: skip
         rows.append(repeated_measures_anova(errors, present, target))
         g = errors[(errors["target"] == target) & errors["method"].isin(present)]
-        rows += tukey_hsd(g["abs_error"].to_numpy(), g["method"].to_numpy(), "tukey_hsd",
-                          target, "methods")  # fmt: skip
+        rows += tukey_hsd(g["abs_error"].to_numpy(), g["method"].to_numpy(), target, "methods")
         for method in present:
             m = g[g["method"] == method]
-            rows += tukey_hsd(m["abs_error"].to_numpy(), m["pose"].to_numpy(), "tukey_hsd",
-                              target, f"poses of {method}")  # fmt: skip
+            rows += tukey_hsd(m["abs_error"].to_numpy(), m["pose"].to_numpy(), target,
+                              f"poses of {method}")  # fmt: skip
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
 
@@ -106,6 +104,5 @@ def experiment_tests(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str,
                        for e in (ea, eb)]  # fmt: skip
                 values = np.concatenate([s["abs_error"].to_numpy() for s in sel])
                 groups = np.array([name_a] * len(sel[0]) + [name_b] * len(sel[1]))
-                rows += tukey_hsd(values, groups, "tukey_hsd", target,
-                                  f"{method} at {pose}")  # fmt: skip
+                rows += tukey_hsd(values, groups, target, f"{method} at {pose}")
     return pd.DataFrame(rows, columns=STAT_COLUMNS)

@@ -97,13 +97,10 @@ def posewise_metrics(predictions: pd.DataFrame, experiment: str = "main") -> pd.
         for target in TARGETS:
             g = predictions[(predictions["method"] == method) & (predictions["target"] == target)]
             for pose in ordered_poses(g["pose"]):
-                p = g[g["pose"] == pose]
-                ok = p[np.isfinite(p["prediction"].to_numpy(float))]
-                pred, truth = ok["prediction"].to_numpy(float), ok["truth"].to_numpy(float)
-                r = pearson(pred, truth)[0] if len(ok) >= 3 and np.ptp(pred) > 0 else np.nan
+                m = method_metrics(g[g["pose"] == pose])
                 rows.append({"experiment": experiment, "method": method, "target": target,
-                             "pose": pose, "n": len(ok), "pcc": r,
-                             "mae": mae(pred, truth) if len(ok) else np.nan})  # fmt: skip
+                             "pose": pose, "n": m["n"], "pcc": m["pcc"],
+                             "mae": m["mae"]})  # fmt: skip
     return pd.DataFrame(rows, columns=POSEWISE_COLUMNS)
 
 
