@@ -3,13 +3,16 @@
 much memory: `snakemake -n` on synthetic manifests of N subjects with four radiographs
 each (the files exist but are empty: nothing is read, only the DAG is built).
 
-    python benchmarks/dag_scale.py [--subjects 100 1000 5000] [--keep DIR]
+    python benchmarks/dag_scale.py [--subjects 100 1000 5000] [--studies-off] [--slurm]
+                                   [--keep DIR]
 
 Per N: wall seconds of `snakemake -n --quiet rules` (process start included), its peak
 resident memory, the jobs in the DAG, and seconds per subject; the ratio of the largest
 N's seconds per subject to the smallest's says whether building grows faster than
 linearly (an input function that scans every subject per job makes it quadratic).
-Target (issue 10): 1,000 subjects in under 30 s.
+Target (issue 10): 1,000 subjects in under 30 s. --studies-off switches the robustness
+studies off (config `evaluation`), as a cohort that only wants its models would; --slurm
+builds it as `--profile profiles/slurm` does, with the profile's groups of cheap steps.
 """
 
 from __future__ import annotations
@@ -36,7 +39,15 @@ WORKFLOW_PARTS = ("Snakefile", "rules", "schemas", "src", "envs", "report", "pro
 POSES = ("standing", "supine", "abduction", "adduction")
 
 
-def write_cohort(root: Path, n: int) -> Path:
+STUDIES_OFF = """evaluation:
+  compression: []
+  limited_poses: []
+  uncalibrated_ct: {enabled: false}
+  without_hierarchy: false
+"""
+
+
+def write_cohort(root: Path, n: int, studies_off: bool = False) -> Path:
     """subjects.tsv and radiographs.tsv of ``n`` subjects (empty CT and radiograph files
     with a geometry JSON each), and a config pointing at them; returns the config."""
     data = root / "data"
@@ -57,17 +68,20 @@ def write_cohort(root: Path, n: int) -> Path:
     config = root / "cohort.yaml"
     config.write_text(
         f"cohort:\n  subjects: {root / 'subjects.tsv'}\n  radiographs: {root / 'radiographs.tsv'}\n"
+        + (STUDIES_OFF if studies_off else "")
     )
     return config
 
 
-def build_dag(workflow: Path, config: Path) -> tuple[float, float, int]:
+def build_dag(workflow: Path, config: Path, slurm: bool = False) -> tuple[float, float, int]:
     """(seconds, peak MB of the snakemake process, jobs) of a dry run."""
+    profile = ["--profile", "profiles/slurm"] if slurm else []
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     p = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--configfile", str(config)],
+        [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", *profile,
+         "--configfile", str(config)],
         cwd=workflow, env=env, capture_output=True, text=True,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
@@ -82,6 +96,8 @@ def build_dag(workflow: Path, config: Path) -> tuple[float, float, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects", type=int, nargs="+", default=[100, 1000, 5000])
+    ap.add_argument("--studies-off", action="store_true", help="robustness studies off")
+    ap.add_argument("--slurm", action="store_true", help="with profiles/slurm (its groups)")
     ap.add_argument("--keep", default=None, help="build the cohorts here and keep them")
     a = ap.parse_args()
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="dag_scale_"))
@@ -94,13 +110,15 @@ def main() -> int:
                             ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
         else:
             shutil.copy(src, dst)
-    print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    print(f"# {platform.processor() or platform.machine()}, python {platform.python_version()}, "
+          f"studies {'off' if a.studies_off else 'on (config.yaml)'}, "
+          f"profile {'slurm' if a.slurm else 'default'}")  # fmt: skip
     print(f"{'subjects':>8s} {'radiographs':>11s} {'jobs':>7s} {'seconds':>8s} "
           f"{'peak MB':>8s} {'ms/subject':>10s}")  # fmt: skip
     rows = []
     for n in sorted(a.subjects):
-        config = write_cohort(base / f"cohort_{n}", n)
-        seconds, peak, jobs = build_dag(workflow, config)
+        config = write_cohort(base / f"cohort_{n}", n, a.studies_off)
+        seconds, peak, jobs = build_dag(workflow, config, a.slurm)
         rows.append((n, seconds))
         print(f"{n:8d} {4 * n:11d} {jobs:7d} {seconds:8.1f} {peak:8.0f} "
               f"{1000 * seconds / n:10.1f}")  # fmt: skip

@@ -24,8 +24,8 @@ STAGES = {
     "synthetic cohort": ("synthetic_subject", "synthetic_manifest"),
     "import": ("import_ct", "import_radiograph", "cohort_fingerprint"),
     "CT stages": ("calibrate", "segment", "landmarks", "ct_bmd", "ct_qc"),
-    "registration": ("register", "registration_qc"),
-    "dataset": ("project", "pairs_qc", "dataset_tables", "folds", "dataset_audit"),
+    "registration": ("register",),
+    "dataset": ("project", "radiograph_qc", "dataset_tables", "folds", "dataset_audit"),
     "models": (
         "train_stage1",
         "train_stage2",

@@ -15,6 +15,7 @@ rule landmarks:
         "../envs/anatomy.yaml"
     log:
         "logs/landmarks/{subject}.log",
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=10,
@@ -40,6 +41,7 @@ rule ct_bmd:
         "../envs/anatomy.yaml"
     log:
         "logs/ct_bmd/{subject}.log",
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
@@ -75,6 +77,7 @@ rule ct_qc:
         "../envs/qc.yaml"
     log:
         "logs/ct_qc/{subject}.log",
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=5,

@@ -20,6 +20,7 @@ rule calibrate:
         "../envs/calibration.yaml"
     log:
         "logs/calibrate/{subject}.log",
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=10,

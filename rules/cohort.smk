@@ -13,6 +13,7 @@ rule import_ct:
         "../envs/cohort.yaml"
     log:
         "logs/import_ct/{subject}.log",
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=15,
@@ -36,6 +37,7 @@ rule import_radiograph:
         "../envs/cohort.yaml"
     log:
         "logs/import_radiograph/{subject}/{image}.log",
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
@@ -68,7 +70,39 @@ rule cohort_fingerprint:
     log:
         "logs/cohort_fingerprint.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m cohort fingerprint --subjects {input.subjects:q} --ct {input.ct}"
         " --radiographs {input.radiographs} --out-json {output.json} --out-tsv {output.tsv}"
+        " > {log} 2>&1"
+
+
+# A subject's products, each with its size and SHA-256: the one target that stands for
+# everything of one subject (rerun a subject: docs/cluster.md). Cheap, so it runs where
+# Snakemake runs, not as a cluster job.
+rule subject_products:
+    input:
+        # One output per job: the whole list as inputs made a third of a large cohort's
+        # DAG edges (benchmarks/dag_scale.py).
+        lambda wc: subject_products(wc.subject, first_only=True),
+    output:
+        "results/subjects/{subject}/products.tsv",
+    params:
+        code=source_hash("cohort"),
+        files=lambda wc: subject_products(wc.subject),
+    conda:
+        "../envs/cohort.yaml"
+    log:
+        "logs/subject_products/{subject}.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m cohort inventory --subject {wildcards.subject}"
+        " --root results/subjects/{wildcards.subject} --files {params.files} --out {output}"
         " > {log} 2>&1"

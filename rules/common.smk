@@ -22,7 +22,12 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 # Rules run the packages' CLIs (`python -m <package>`); src/ goes on PYTHONPATH so they
 # import even where the project is not installed into the job's environment (--sdm conda).
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# Every job's libraries get the job's threads: Snakemake sets OMP_NUM_THREADS (torch, BLAS)
+# to them, and ITK and numba, which would start a thread per core of the node, get it too.
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
+    " ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=$OMP_NUM_THREADS NUMBA_NUM_THREADS=$OMP_NUM_THREADS; "
+)
 
 SYNTHETIC = not config["cohort"]["subjects"]
 # validate() filled in every default the schema declares.
@@ -334,15 +339,37 @@ def radiograph_pairs():
     return [(s, i) for s in SUBJECTS for i in IMAGES[s]]
 
 
+def subject_radiograph_files(wildcards, pattern):
+    """One file per radiograph of the subject, in manifest order: ``pattern`` below
+    results/subjects/{subject}/, with ``{image}`` in it."""
+    folder = subject_dir(wildcards.subject)
+    return [f"{folder}/{pattern.format(image=image)}" for image in IMAGES[wildcards.subject]]
+
+
+# The rules whose products are one subject's: per subject, and per radiograph of it.
+SUBJECT_RULES = ["import_ct", "calibrate", "segment", "landmarks", "ct_bmd", "ct_qc"]
+SUBJECT_RULES += ["radiograph_qc"]
+RADIOGRAPH_RULES = ["import_radiograph", "register", "project"]
+if UNCALIBRATED["enabled"]:
+    SUBJECT_RULES += ["calibrate_fixed_line", "ct_bmd_uncalibrated"]
+    RADIOGRAPH_RULES += ["project_uncalibrated"]
+
+
+def subject_products(subject, first_only=False):
+    """The outputs of the subject's jobs, from the rules' own output patterns; with
+    ``first_only``, one per job (each job writes all its outputs or none)."""
+    jobs = [(r, {"subject": subject}) for r in SUBJECT_RULES]
+    jobs += [(r, {"subject": subject, "image": i}) for i in IMAGES[subject] for r in RADIOGRAPH_RULES]
+    files = []
+    for r, wildcards in jobs:
+        outputs = getattr(rules, r).output
+        files += [f.format(**wildcards) for f in (outputs[:1] if first_only else outputs)]
+    return files
+
+
 def all_products():
     return [
-        *expand("results/subjects/{subject}/ct/ct_bmd.json", subject=SUBJECTS),
-        *expand("results/subjects/{subject}/qc/ct.png", subject=SUBJECTS),
-        *[
-            f"results/subjects/{s}/qc/registration/{i}.png"
-            for s, i in radiograph_pairs()
-        ],
-        *expand("results/subjects/{subject}/qc/pairs.png", subject=SUBJECTS),
+        *expand("results/subjects/{subject}/products.tsv", subject=SUBJECTS),
         "results/cohort/fingerprint.json",
         "results/cohort/fingerprint.tsv",
         "results/cohort/dataset_A.tsv",

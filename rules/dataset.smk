@@ -26,6 +26,7 @@ rule project:
         "../envs/dataset.yaml"
     log:
         "logs/project/{subject}/{image}.log",
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=5,
@@ -55,6 +56,10 @@ rule dataset_tables:
     log:
         "logs/dataset_tables.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m dataset tables --subjects {input.subjects:q} --records {input.records}"
         " --ct-bmd {input.ct_bmd} --out-a {output.a} --out-b {output.b}"
@@ -75,18 +80,35 @@ rule folds:
     log:
         "logs/folds.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m dataset folds --table {input} --k {params.k} --seed {params.seed}"
         " --out {output} > {log} 2>&1"
 
 
-rule pairs_qc:
+# One QC job per subject, not per radiograph: the registration overlays and the pairs of
+# all its radiographs, the CT read once (a cohort's DAG and queue stay small).
+rule radiograph_qc:
     input:
-        records=lambda wc: [
-            f"results/subjects/{wc.subject}/dataset/{i}/pair.json" for i in IMAGES[wc.subject]
-        ],
+        ct="results/subjects/{subject}/ct/ct_hu.nii.gz",
+        labels="results/subjects/{subject}/ct/labels.nii.gz",
+        xrays=lambda wc: subject_radiograph_files(wc, "radiographs/{image}/radiograph.mha"),
+        geometries=lambda wc: subject_radiograph_files(wc, "radiographs/{image}/geometry.json"),
+        pelvis=lambda wc: subject_radiograph_files(wc, "registration/{image}/pose_pelvis.json"),
+        femur=lambda wc: subject_radiograph_files(wc, "registration/{image}/pose_femur.json"),
+        records=lambda wc: subject_radiograph_files(wc, "dataset/{image}/pair.json"),
     output:
-        report(
+        registration=report(
+            "results/subjects/{subject}/qc/registration.png",
+            caption="../report/registration_qc.rst",
+            category="Registration",
+            subcategory="{subject}",
+            labels={"subject": "{subject}", "figure": "registration"},
+        ),
+        pairs=report(
             "results/subjects/{subject}/qc/pairs.png",
             caption="../report/pairs_qc.rst",
             category="Training pairs",
@@ -94,17 +116,24 @@ rule pairs_qc:
             labels={"subject": "{subject}", "figure": "pairs"},
         ),
     params:
-        code=source_hash("qc", "dataset"),
+        code=source_hash("qc", "registration", "drr", "dataset"),
+        side=target_side,
+        images=lambda wc: IMAGES[wc.subject],
     conda:
         "../envs/qc.yaml"
     log:
-        "logs/pairs_qc/{subject}.log",
+        "logs/radiograph_qc/{subject}.log",
+    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=5,
+        mem_mb=3000,
+        runtime=10,
     shell:
-        "python -m qc pairs --subject {wildcards.subject} --records {input.records}"
-        " --out {output} > {log} 2>&1"
+        "python -m qc radiographs --subject {wildcards.subject} --side {params.side}"
+        " --ct {input.ct} --labels {input.labels} --images {params.images:q}"
+        " --xrays {input.xrays} --geometries {input.geometries}"
+        " --poses-pelvis {input.pelvis} --poses-femur {input.femur}"
+        " --records {input.records} --out-registration {output.registration}"
+        " --out-pairs {output.pairs} > {log} 2>&1"
 
 
 rule dataset_audit:
@@ -134,6 +163,10 @@ rule dataset_audit:
     log:
         "logs/dataset_audit.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m qc dataset --dataset-a {input.a} --dataset-b {input.b}"
         " --excluded {input.excluded} --folds {input.folds} --out-scatter {output.scatter}"

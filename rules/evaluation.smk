@@ -29,6 +29,10 @@ rule evaluate:
     log:
         "logs/evaluate.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m evaluation summarise --predictions {input.predictions} {params.experiments}"
         " --out-metrics {output.metrics} --out-table {output.table}"
@@ -74,6 +78,10 @@ rule evaluation_plots:
     log:
         "logs/evaluation_plots.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m evaluation plots --predictions {input.predictions} {params.experiments}"
         " --out-scatter {output.scatter}"

@@ -32,7 +32,7 @@ rule train_stage1:
         runtime=240,
         gpu=MODELS["gpus"],
     shell:
-        "OMP_NUM_THREADS={threads} python -m models train --stage 1 --table {input.table}"
+        "python -m models train --stage 1 --table {input.table}"
         " --folds {input.folds} --fold {wildcards.fold} --config {params.config}"
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
 
@@ -59,7 +59,7 @@ rule train_stage2:
         runtime=240,
         gpu=MODELS["gpus"],
     shell:
-        "OMP_NUM_THREADS={threads} python -m models train --stage 2 --table {input.table}"
+        "python -m models train --stage 2 --table {input.table}"
         " --folds {input.folds} --fold {wildcards.fold} {params.init} --config {params.config}"
         " {params.poses}"
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
@@ -88,7 +88,7 @@ rule predict_fold:
         mem_mb=4000,
         runtime=30,
     shell:
-        "OMP_NUM_THREADS={threads} python -m models predict-fold --model {input.model}"
+        "python -m models predict-fold --model {input.model}"
         " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
         " --factor {params.factor} {params.poses} --regressors {input.regressors}"
         " --out-predictions {output.predictions} --out-calibration {output.calibration}"
@@ -120,7 +120,7 @@ rule train_stage3:
         runtime=240,
         gpu=MODELS["gpus"],
     shell:
-        "OMP_NUM_THREADS={threads} python -m models train-regressor --kind decomposition"
+        "python -m models train-regressor --kind decomposition"
         " --target {params.column} --table {input.table} --folds {input.folds}"
         " --fold {wildcards.fold} --init {input.init} --config {params.config} {params.poses}"
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
@@ -148,7 +148,7 @@ rule train_baseline:
         runtime=240,
         gpu=MODELS["gpus"],
     shell:
-        "OMP_NUM_THREADS={threads} python -m models train-regressor --kind conventional"
+        "python -m models train-regressor --kind conventional"
         " --target {params.column} --table {input.table} --folds {input.folds}"
         " --fold {wildcards.fold} --config {params.config}"
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
@@ -168,6 +168,10 @@ rule gather_predictions:
     log:
         "logs/gather_predictions.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "(python -m models gather --predictions {input.predictions}"
         " --out {output.predictions} && python -m models gather --predictions {input.checks}"
@@ -188,6 +192,10 @@ rule gather_experiment_predictions:
     log:
         "logs/gather_predictions/{experiment}.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m models gather --predictions {input} --out {output} > {log} 2>&1"
 
@@ -215,5 +223,9 @@ rule training_curves:
     log:
         "logs/training_curves.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m qc training --histories {input} --out {output} > {log} 2>&1"

@@ -21,6 +21,7 @@ rule synthetic_subject:
         "../envs/phantom.yaml"
     log:
         "logs/synthetic_subject/{subject}.log",
+    threads: 1
     resources:
         mem_mb=3500,  # 2.4 GB measured at 1 × 1 × 2 mm
         runtime=20,
@@ -44,6 +45,10 @@ rule synthetic_manifest:
     log:
         "logs/synthetic_manifest.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m phantom manifest --truth {input.truth} --out-subjects {output.subjects}"
         " --out-radiographs {output.radiographs} > {log} 2>&1"

@@ -1,5 +1,5 @@
-# 2D-3D registration of each radiograph (pelvis, then the target-side femur) and its
-# overlay for the report.
+# 2D-3D registration of each radiograph (pelvis, then the target-side femur); its overlay
+# for the report is drawn per subject with the pairs (rule radiograph_qc, dataset.smk).
 
 
 rule register:
@@ -25,42 +25,9 @@ rule register:
         mem_mb=3000,
         runtime=15,
     shell:
-        "OMP_NUM_THREADS={threads} NUMBA_NUM_THREADS={threads}"
-        " python -m registration hip --subject {wildcards.subject} --image {wildcards.image}"
+        "python -m registration hip --subject {wildcards.subject} --image {wildcards.image}"
         " --ct {input.ct} --bone-labels {input.labels} --landmarks {input.landmarks}"
         " --xray {input.image} --geometry {input.geometry} --side {params.side}"
         " {params.init} {params.status}"
         " --out-pelvis {output.pelvis} --out-femur {output.femur} > {log} 2>&1"
 
-
-rule registration_qc:
-    input:
-        ct="results/subjects/{subject}/ct/ct_hu.nii.gz",
-        labels="results/subjects/{subject}/ct/labels.nii.gz",
-        image="results/subjects/{subject}/radiographs/{image}/radiograph.mha",
-        geometry="results/subjects/{subject}/radiographs/{image}/geometry.json",
-        pelvis="results/subjects/{subject}/registration/{image}/pose_pelvis.json",
-        femur="results/subjects/{subject}/registration/{image}/pose_femur.json",
-    output:
-        report(
-            "results/subjects/{subject}/qc/registration/{image}.png",
-            caption="../report/registration_qc.rst",
-            category="Registration",
-            subcategory="{subject}",
-            labels={"subject": "{subject}", "radiograph": "{image}"},
-        ),
-    params:
-        code=source_hash("qc", "registration", "drr"),
-        side=target_side,
-    conda:
-        "../envs/qc.yaml"
-    log:
-        "logs/registration_qc/{subject}/{image}.log",
-    resources:
-        mem_mb=3000,
-        runtime=5,
-    shell:
-        "python -m qc registration --subject {wildcards.subject} --image {wildcards.image}"
-        " --xray {input.image} --geometry {input.geometry} --ct {input.ct}"
-        " --labels {input.labels} --side {params.side} --pose-pelvis {input.pelvis}"
-        " --pose-femur {input.femur} --out {output} > {log} 2>&1"

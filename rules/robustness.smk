@@ -20,6 +20,7 @@ rule compress_radiographs:
         "../envs/evaluation.yaml"
     log:
         "logs/compress_radiographs/{condition}.log",
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
@@ -51,7 +52,7 @@ rule predict_compressed:
         mem_mb=4000,
         runtime=30,
     shell:
-        "OMP_NUM_THREADS={threads} python -m models predict-compressed --model {input.model}"
+        "python -m models predict-compressed --model {input.model}"
         " --calibration {input.calibration} --regressors {input.regressors}"
         " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
         " --compressed {input.compressed} --out {output} > {log} 2>&1"
@@ -76,6 +77,10 @@ rule compression_study:
     log:
         "logs/compression_study.log",
     localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "python -m evaluation compression --predictions {input}"
         " --out-predictions {output.predictions} --out-table {output.table}"

@@ -16,6 +16,7 @@ rule segment:
         "../envs/segmentation.yaml"
     log:
         "logs/segment/{subject}.log",
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=20,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +104,68 @@ def ddh_files() -> list[Path]:
     if not files:
         pytest.skip(f"shared real radiographs not found under {DDH_DIR}")
     return files
+
+
+# The workflow, copied into a temporary folder for the workflow and cluster tests.
+WORKFLOW_PARTS = (
+    "Snakefile",
+    "rules",
+    "schemas",
+    "src",
+    "envs",
+    "report",
+    "profiles",
+    "config.yaml",
+)
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Path:
+    """A copy of the workflow in a temporary folder, so results/ of the repo stay untouched."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(
+                src,
+                wf / part,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+            )
+        else:
+            shutil.copy(src, wf / part)
+    return wf
+
+
+def snakemake(
+    wf: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``snakemake --cores 2 *args`` in ``wf``; ``env``: the environment, os.environ's by
+    default."""
+    env = dict(os.environ if env is None else env)
+    # Jobs call `python`: make it this interpreter, whatever PATH says.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    p = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=wf,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Job counts from the first "Job stats" table in Snakemake's output."""
+    counts = {}
+    table = output.split("Job stats:", 1)[-1]
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+            if parts[0] == "total":
+                break
+    return counts

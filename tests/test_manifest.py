@@ -117,3 +117,23 @@ def test_validate_cli_exits_2_with_the_problems(cohort_dir):
     )
     assert p.returncode == 2
     assert "line 3, column 'target_side'" in p.stderr
+
+
+def test_subject_inventory_lists_sizes_and_checksums(tmp_path):
+    import hashlib
+
+    from cohort.inventory import subject_inventory
+    from conventions.errors import InputError
+
+    root = tmp_path / "S1"
+    (root / "ct").mkdir(parents=True)
+    (root / "ct" / "b.json").write_bytes(b'{"x": 1}\n')
+    (root / "a.bin").write_bytes(bytes(range(256)) * 5000)  # over one read chunk
+    table = subject_inventory("S1", root, [str(root / "ct" / "b.json"), str(root / "a.bin")])
+    assert list(table["file"]) == ["a.bin", "ct/b.json"]  # sorted, relative, POSIX
+    assert list(table["bytes"]) == [256 * 5000, 9]
+    assert table["sha256"].iloc[0] == hashlib.sha256(bytes(range(256)) * 5000).hexdigest()
+    with pytest.raises(InputError, match=r"subject S1: .*elsewhere\.txt: a product outside"):
+        subject_inventory("S1", root, [str(tmp_path / "elsewhere.txt")])
+    with pytest.raises(InputError, match=r"subject S1: .*gone\.nii\.gz: a product is missing"):
+        subject_inventory("S1", root, [str(root / "gone.nii.gz")])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -16,71 +17,23 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from conftest import IDENTIFIERS, REPO, write_dicom_ct_series, write_dicom_radiograph
+from conftest import (
+    IDENTIFIERS,
+    REPO,
+    job_counts,
+    snakemake,
+    write_dicom_ct_series,
+    write_dicom_radiograph,
+)
 from conventions.ct import read_ct
 from conventions.geometry import read_geometry
 from conventions.pose import read_pose
 from evaluation.compression import jpeg_quality
 from registration.rigid import mean_projection_distance, target_registration_error
 
-WORKFLOW_PARTS = (
-    "Snakefile",
-    "rules",
-    "schemas",
-    "src",
-    "envs",
-    "report",
-    "profiles",
-    "config.yaml",
-)
-
-
-@pytest.fixture
-def workflow(tmp_path) -> Path:
-    """A copy of the workflow in a temporary folder, so results/ of the repo stay untouched."""
-    wf = tmp_path / "wf"
-    wf.mkdir()
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(
-                src,
-                wf / part,
-                symlinks=True,
-                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
-            )
-        else:
-            shutil.copy(src, wf / part)
-    return wf
-
-
-def snakemake(wf: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # Jobs call `python`: make it this interpreter, whatever PATH says.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    p = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=wf,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if check and p.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def _job_counts(stats: str) -> dict[str, int]:
-    """Job counts from Snakemake's "Job stats" table."""
-    counts = {}
-    for line in stats.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return counts
-
 
 def test_default_config_builds_a_dag(workflow):
-    counts = _job_counts(snakemake(workflow, "-n", "--quiet", "rules").stdout)
+    counts = job_counts(snakemake(workflow, "-n", "--quiet", "rules").stdout)
     assert counts["synthetic_subject"] == 8  # config.yaml's n_subjects
     assert counts["import_ct"] == 8
     assert counts["import_radiograph"] == 8 * 4  # four poses each
@@ -88,8 +41,8 @@ def test_default_config_builds_a_dag(workflow):
     for rule in ("segment", "landmarks", "ct_bmd", "ct_qc"):
         assert counts[rule] == 8
     assert counts["cohort_fingerprint"] == 1
-    assert counts["register"] == counts["registration_qc"] == counts["project"] == 8 * 4
-    assert counts["pairs_qc"] == 8
+    assert counts["register"] == counts["project"] == 8 * 4
+    assert counts["radiograph_qc"] == 8  # one per subject: its overlays and pairs
     for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
                  "training_curves", "evaluate", "evaluation_plots",
                  "compression_study"):  # fmt: skip
@@ -108,6 +61,31 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["project_uncalibrated"] == 8 * 4
     assert counts["dataset_tables_uncalibrated"] == 1
     assert counts["compress_radiographs"] == 5  # config.yaml's conditions
+
+
+def test_every_rule_declares_its_resources_and_the_profile_groups_cheap_steps():
+    """What a scheduler needs of each job (docs/cluster.md), stated in every rule."""
+    import re
+
+    import yaml
+
+    rules = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for m in re.finditer(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", text, re.M | re.S):
+            rules[m.group(1)] = m.group(2)
+    assert len(rules) >= 30
+    for name, body in rules.items():
+        for key in ("threads:", "mem_mb=", "runtime="):
+            assert key in body, (name, key)
+        if name.startswith("train_"):
+            assert 'gpu=MODELS["gpus"]' in body, name
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    uses = set(re.findall(r"^use rule \w+ as (\w+)", "".join(
+        p.read_text() for p in (REPO / "rules").glob("*.smk")), re.M))  # fmt: skip
+    assert set(profile["groups"]) <= set(rules) | uses
+    # A failed group job loses its members' outputs: the expensive steps stay alone.
+    assert not {"segment", "train_stage1", "train_stage2", "train_stage3"} & set(profile["groups"])
 
 
 @pytest.mark.slow
@@ -162,7 +140,9 @@ def test_synthetic_demo_runs_and_caches(workflow):
             )
             assert mean_projection_distance(heads, pelvis.camera_from_ct, true, geometry) < 1.0
             assert target_registration_error(heads, pelvis.camera_from_ct, true) < 6.0
-            assert (workflow / f"results/subjects/{subject}/qc/registration/{image}.png").is_file()
+    for subject in ("S001", "S002"):
+        for figure in ("registration", "pairs"):
+            assert (workflow / f"results/subjects/{subject}/qc/{figure}.png").is_file()
     # The datasets: a pair per radiograph unless excluded, and never both; folds by subject.
     table_a, table_b, excluded = (
         pd.read_csv(workflow / f"results/cohort/{n}.tsv", sep="\t")
@@ -294,14 +274,14 @@ def test_synthetic_demo_runs_and_caches(workflow):
         f.write("\n# a change\n")
     changed = snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules")
     # (the qc package also draws the registration overlays)
-    assert _job_counts(changed.stdout) == {
+    assert job_counts(changed.stdout) == {
         "ct_qc": 2,
-        "registration_qc": 4,
-        "pairs_qc": 2,
+        "radiograph_qc": 2,
+        "subject_products": 2,  # the inventories list the figures' checksums
         "dataset_audit": 1,
         "training_curves": 1,
         "all": 1,
-        "total": 11,
+        "total": 9,
     }
     snakemake(workflow, "--configfile", cfg)
     # Rerunning one subject's step touches that subject only.
@@ -316,17 +296,17 @@ def test_synthetic_demo_runs_and_caches(workflow):
         "--quiet",
         "rules",
     )
-    assert _job_counts(one.stdout) == {"import_ct": 1, "total": 1}
+    assert job_counts(one.stdout) == {"import_ct": 1, "total": 1}
     one = snakemake(workflow, "results/subjects/S002/dataset/supine/pair.json", "--configfile",
                     cfg, "--forcerun", "project", "-n", "--quiet", "rules")  # fmt: skip
-    assert _job_counts(one.stdout) == {"project": 1, "total": 1}
+    assert job_counts(one.stdout) == {"project": 1, "total": 1}
     # Adding a subject to the cohort builds that subject and the cohort-level files only.
     bigger = workflow / "three_subjects.yaml"
     bigger.write_text(Path(cfg).read_text().replace("n_subjects: 2", "n_subjects: 3"))
-    added = _job_counts(
+    added = job_counts(
         snakemake(workflow, "--configfile", str(bigger), "-n", "--quiet", "rules").stdout
     )
-    for rule in ("synthetic_subject", "import_ct", "segment", "ct_bmd", "pairs_qc"):
+    for rule in ("synthetic_subject", "import_ct", "segment", "ct_bmd", "radiograph_qc"):
         assert added[rule] == 1, added
     assert added["register"] == added["project"] == 2, added  # S003's two radiographs
     for rule in ("synthetic_manifest", "dataset_tables", "folds", "dataset_audit"):
@@ -338,7 +318,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("report.html") for n in names)
     assert any("fingerprint.tsv" in n for n in names)
     assert any(n.endswith("ct.png") for n in names)  # the CT QC montages
-    assert any(n.endswith("abduction.png") for n in names)  # the registration overlays
+    assert any(n.endswith("registration.png") for n in names)  # the registration overlays
     assert any(n.endswith("pairs.png") for n in names)  # the training pairs
     assert any(n.endswith("pf_drr_vs_bmd.png") for n in names)  # the dataset audit
     assert any(n.endswith("summary.html") for n in names)
@@ -347,6 +327,66 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("bland_altman.png") for n in names)
     assert any(n.endswith("posewise.png") for n in names)
     assert any(n.endswith("compression.png") for n in names)  # the robustness study
+    # A crash mid-registration (Snakemake and its job killed, as by a lost node or a
+    # wall-time limit) leaves no pose that looks complete, and the same command again
+    # finishes it (docs/cluster.md, "Stopping and resuming").
+    target = "results/subjects/S001/registration/supine/pose_femur.json"
+    poses = (workflow / target).parent
+    killed = _kill_while_running(workflow, cfg, target, "register",
+                                 "registration hip --subject S001 --image supine")  # fmt: skip
+    assert killed and not (poses / "pose_pelvis.json").exists()
+    assert not (poses / "pose_femur.json").exists()
+    assert list((workflow / ".snakemake" / "incomplete").iterdir())  # marked for a rerun
+    # The dead Snakemake's lock stays until `--unlock`; until then nothing runs.
+    locked = snakemake(workflow, target, "--configfile", cfg, "-n", "--quiet", "rules")
+    assert "cannot be locked" in locked.stdout + locked.stderr
+    snakemake(workflow, "--configfile", cfg, "--unlock")
+    rerun = snakemake(workflow, target, "--configfile", cfg, "-n", "--quiet", "rules")
+    assert job_counts(rerun.stdout) == {"register": 1, "total": 1}, rerun.stdout
+    snakemake(workflow, target, "--configfile", cfg)
+    for body in ("pelvis", "femur"):
+        assert read_pose(poses / f"pose_{body}.json").extra["status"] in ("ok", "suspect")
+    # The new poses are newer than what was built on the old ones: a plain run updates
+    # that radiograph's pair and what depends on it, and registers nothing again.
+    after = job_counts(snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules").stdout)
+    assert after["project"] == 1 and "register" not in after, after
+
+
+def _running(command: str) -> bool:
+    """Whether a process whose command line contains ``command`` runs (/proc, no pgrep)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if command in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                return True
+        except OSError:  # the process ended meanwhile
+            continue
+    return False
+
+
+def _kill_while_running(wf: Path, cfg: str, target: str, rule: str, command: str) -> bool:
+    """Run ``target`` with ``rule`` forced, and SIGKILL Snakemake and the job together once
+    the job's ``command`` is running; whether it was seen running."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", target, "--configfile", cfg,
+         "--forcerun", rule],
+        cwd=wf, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(1200):
+            if _running(command):
+                time.sleep(3)  # well into the search
+                os.killpg(p.pid, signal.SIGKILL)
+                return True
+            if p.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
 
 
 def _user_cohort(root: Path) -> Path:

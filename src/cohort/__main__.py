@@ -1,4 +1,5 @@
-"""``python -m cohort``: validate the manifest, import CTs and radiographs, fingerprint."""
+"""``python -m cohort``: validate the manifest, import CTs and radiographs, fingerprint,
+and list a subject's products with their checksums."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 
 from cohort import ingest
+from cohort.inventory import write_inventory
 from cohort.manifest import read_cohort
 from conventions.errors import InputError
 
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out-json", required=True)
     f.add_argument("--out-tsv", required=True)
 
+    i = sub.add_parser("inventory", help="a subject's products: size and SHA-256 each")
+    i.add_argument("--subject", required=True)
+    i.add_argument("--root", required=True, help="the subject's results folder")
+    i.add_argument("--files", nargs="+", required=True)
+    i.add_argument("--out", required=True)
+
     a = ap.parse_args(argv)
     try:
         if a.command == "validate":
@@ -61,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif a.command == "fingerprint":
             ingest.cohort_fingerprint(a.subjects, a.ct, a.radiographs, a.out_json, a.out_tsv)
+        elif a.command == "inventory":
+            write_inventory(a.subject, a.root, a.files, a.out)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

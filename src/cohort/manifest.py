@@ -41,21 +41,37 @@ class Cohort:
     subjects: pd.DataFrame  # index: subject_id
     radiographs: pd.DataFrame  # columns include subject_id, image_id
 
+    def __post_init__(self):
+        # The workflow looks rows up once per job: dictionaries built once keep that O(1),
+        # where a boolean mask over the table per lookup made building the DAG of a large
+        # cohort quadratic (benchmarks/dag_scale.py).
+        self._subject_rows = {
+            subject_id: _none_for_missing(row)
+            for subject_id, row in zip(
+                self.subjects.index, self.subjects.to_dict("records"), strict=True
+            )
+        }
+        self._radiograph_rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._images: dict[str, list[str]] = {s: [] for s in self._subject_rows}
+        for row in self.radiographs.to_dict("records"):
+            self._radiograph_rows[row["subject_id"], row["image_id"]] = _none_for_missing(row)
+            self._images.setdefault(row["subject_id"], []).append(row["image_id"])
+
     @property
     def subject_ids(self) -> list[str]:
         return list(self.subjects.index)
 
     def subject(self, subject_id: str) -> dict[str, Any]:
         """One subject's row; empty optional cells are None."""
-        return _none_for_missing(self.subjects.loc[subject_id].to_dict())
+        return dict(self._subject_rows[subject_id])
 
     def radiograph(self, subject_id: str, image_id: str) -> dict[str, Any]:
-        r = self.radiographs
-        row = r[(r.subject_id == subject_id) & (r.image_id == image_id)]
-        return _none_for_missing(row.iloc[0].to_dict())
+        """One radiograph's row; empty optional cells are None."""
+        return dict(self._radiograph_rows[subject_id, image_id])
 
     def images_of(self, subject_id: str) -> list[str]:
-        return list(self.radiographs.loc[self.radiographs.subject_id == subject_id, "image_id"])
+        """The subject's image IDs in manifest order."""
+        return list(self._images.get(subject_id, []))
 
 
 def _none_for_missing(row: dict[str, Any]) -> dict[str, Any]:

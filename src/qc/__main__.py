@@ -2,9 +2,9 @@
 
 ``ct``            the per-subject CT montage (calibration, labels, landmarks, PF region,
                 CT BMD).
-``registration``  a radiograph with the pelvis's and femur's DRR edges at their
-                registered poses, GC and status.
-``pairs``         a subject's training pairs (radiograph, bone DRR, PF-DRR).
+``radiographs``  a subject's radiographs: each with the pelvis's and femur's DRR edges at
+                their registered poses, GC and status; and its training pairs
+                (radiograph, bone DRR, PF-DRR). One job per subject, the CT read once.
 ``dataset``       the dataset audit: PF-DRR mean against DXA/QCT-BMD, the summary page.
 ``training``      the models' training curves (loss terms per epoch, per fold and stage).
 """
@@ -16,7 +16,7 @@ import sys
 
 from qc.ct import ct_montage
 from qc.dataset import dataset_audit, pairs_montage
-from qc.registration import registration_overlay
+from qc.registration import registration_montage
 from qc.training import training_curves
 
 
@@ -37,16 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         "out",
     ):
         p.add_argument(f"--{name}", required=True)
-    p = sub.add_parser("registration", help="DRR edges at the registered poses")
-    for name in ("subject", "image", "xray", "ct", "labels", "side", "pose-pelvis"):
+    p = sub.add_parser("radiographs", help="a subject's registration overlays and pairs")
+    for name in ("subject", "ct", "labels", "side", "out-registration", "out-pairs"):
         p.add_argument(f"--{name}", required=True)
-    p.add_argument("--pose-femur", required=True)
-    p.add_argument("--geometry", default=None)
-    p.add_argument("--out", required=True)
-    p = sub.add_parser("pairs", help="a subject's training pairs")
-    p.add_argument("--subject", required=True)
-    p.add_argument("--records", nargs="+", required=True, help="the subject's pair.json files")
-    p.add_argument("--out", required=True)
+    # One value per radiograph, in the same order in every list.
+    for name in ("images", "xrays", "geometries", "poses-pelvis", "poses-femur", "records"):
+        p.add_argument(f"--{name}", nargs="+", required=True)
     p = sub.add_parser("dataset", help="the dataset audit's figure, summary and checks")
     for name in ("dataset-a", "dataset-b", "excluded", "folds"):
         p.add_argument(f"--{name}", required=True)
@@ -59,8 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.command == "training":
         training_curves(a.histories, a.out)
         return 0
-    if a.command == "pairs":
-        pairs_montage(a.records, a.subject, a.out)
+    if a.command == "radiographs":
+        lists = ("images", "xrays", "geometries", "poses_pelvis", "poses_femur", "records")
+        lengths = {name: len(getattr(a, name)) for name in lists}
+        if len(set(lengths.values())) != 1:
+            ap.error(f"subject {a.subject}: one value per radiograph in each list, got {lengths}")
+        radiographs = [
+            {"image": i, "xray": x, "geometry": g, "pelvis": p, "femur": f}
+            for i, x, g, p, f in zip(
+                a.images, a.xrays, a.geometries, a.poses_pelvis, a.poses_femur, strict=True
+            )
+        ]
+        registration_montage(a.subject, a.side, a.ct, a.labels, radiographs, a.out_registration)
+        pairs_montage(a.records, a.subject, a.out_pairs)
         return 0
     if a.command == "dataset":
         checks = dataset_audit(
@@ -73,18 +80,6 @@ def main(argv: list[str] | None = None) -> int:
             a.out_checks,
         )
         print({k: v["pcc"] for k, v in checks.items()})
-        return 0
-    if a.command == "registration":
-        registration_overlay(
-            a.xray,
-            a.geometry,
-            a.ct,
-            a.labels,
-            a.side,
-            {"pelvis": a.pose_pelvis, "femur": a.pose_femur},
-            a.out,
-            f"{a.subject} {a.image}: registration (target side {a.side})",
-        )
         return 0
     ct_montage(
         a.density,

@@ -1,0 +1,48 @@
+"""A subject's products with their sizes and SHA-256 checksums.
+
+The inventory is the one file that stands for all of a subject's per-subject products
+(the target that reruns one subject, docs/cluster.md), and its checksums show which
+products two runs share byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from conventions.errors import InputError
+from conventions.files import write_text
+
+CHUNK = 1 << 20
+
+
+def sha256(path: str | Path) -> str:
+    """The file's SHA-256, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def subject_inventory(subject: str, root: str | Path, files: list[str]) -> pd.DataFrame:
+    """One row per product (``file`` relative to ``root``, ``bytes``, ``sha256``), sorted
+    by file; every file must lie under ``root``."""
+    root = Path(root).resolve()
+    rows = []
+    for f in files:
+        path = Path(f).resolve()
+        if not path.is_relative_to(root):
+            raise InputError(f, f"a product outside {root}", subject=subject)
+        if not path.is_file():
+            raise InputError(f, "a product is missing", subject=subject)
+        rows.append({"file": path.relative_to(root).as_posix(), "bytes": path.stat().st_size,
+                     "sha256": sha256(path)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["file", "bytes", "sha256"]).sort_values("file")
+
+
+def write_inventory(subject: str, root: str | Path, files: list[str], out_tsv: str) -> None:
+    table = subject_inventory(subject, root, files)
+    write_text(out_tsv, table.to_csv(sep="\t", index=False))
