@@ -79,7 +79,11 @@ if SYNTHETIC:
     IMAGES = {s: SYNTHETIC_POSES for s in SUBJECTS}
     MANIFEST_SUBJECTS = f"{SYNTHETIC_DIR}/subjects.tsv"
 else:
-    COHORT = read_cohort(config["cohort"]["subjects"], config["cohort"]["radiographs"] or None)
+    COHORT = read_cohort(
+        config["cohort"]["subjects"],
+        config["cohort"]["radiographs"] or None,
+        extra_roots=config["cohort"]["data_roots"],
+    )
     SUBJECTS = COHORT.subject_ids
     IMAGES = {s: COHORT.images_of(s) for s in SUBJECTS}
     MANIFEST_SUBJECTS = config["cohort"]["subjects"]

@@ -128,3 +128,92 @@ def test_dicom_series_writer_round_trips_an_oblique_ct(tmp_path):
     assert [f.read_bytes() for f in first] == [
         f.read_bytes() for f in sorted((tmp_path / "again").iterdir())
     ]
+
+
+def _shift_slices(folder, shift_of_k):
+    """Move each slice of a series by ``shift_of_k(k)`` (LPS mm), k in stacking order."""
+    import pydicom
+
+    files = sorted(folder.iterdir(), key=lambda f: int(pydicom.dcmread(f).InstanceNumber))
+    for k, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        p = np.array([float(v) for v in ds.ImagePositionPatient]) + shift_of_k(k)
+        ds.ImagePositionPatient = [f"{v:.4f}" for v in p]
+        ds.save_as(f)
+    return files
+
+
+def test_gantry_tilt_is_resampled_so_a_ball_lands_where_it_is(tmp_path):
+    """Slices acquired with a 20° gantry tilt are offset in plane by k·dz·tan(20°). A ball
+    sampled on that sheared grid must come back centred where it physically is."""
+    spacing = np.array([1.0, 1.0, 2.0])
+    origin = np.array([-20.0, -30.0, 10.0])
+    tilt = np.radians(20.0)
+    step = np.array([0.0, spacing[2] * np.tan(tilt), spacing[2]])  # y shifts with k
+    centre, radius = np.array([0.0, -5.0, 30.0]), 8.0
+    k, j, i = np.meshgrid(np.arange(20), np.arange(40), np.arange(40), indexing="ij")
+    points = (
+        origin
+        + np.stack([i * spacing[0], j * spacing[1], np.zeros_like(k)], -1)
+        + (k[..., None] * step)
+    )
+    hu = np.where(np.linalg.norm(points - centre, axis=-1) <= radius, 1000.0, -1000.0)
+    write_dicom_ct_series(tmp_path / "ct", hu, spacing_xyz=tuple(spacing), origin=tuple(origin))
+    _shift_slices(tmp_path / "ct", lambda k: k * (step - [0, 0, spacing[2]]))
+
+    notes: list[str] = []
+    image = read_ct(tmp_path / "ct", notes)
+    assert notes and "gantry tilt of 20.00 degrees" in notes[0]
+    a = sitk.GetArrayFromImage(image)
+    kji = np.argwhere(a > 0)
+    found = physical_points(image, kji[:, ::-1]).mean(axis=0)
+    assert np.linalg.norm(found - centre) < 0.3, found
+    volume = len(kji) * np.prod(image.GetSpacing())
+    assert volume == pytest.approx(4 / 3 * np.pi * radius**3, rel=0.1)
+    # Read as ITK does, ignoring the tilt, the ball would sit several mm off.
+    plain = sitk.ReadImage(sorted(map(str, (tmp_path / "ct").iterdir())))
+    assert plain.GetSize()[1] == 40 and image.GetSize()[1] > 40
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("drop", "missing slice(s): a gap of 5.00 mm where the series steps 2.50 mm"),
+        ("uneven", "uneven slice spacing"),
+        ("duplicate", "two slices at the same position"),
+        ("rotate", "different ImageOrientationPatient"),
+    ],
+)
+def test_broken_slice_stacks_are_refused_naming_the_gap(tmp_path, edit, message):
+    import pydicom
+
+    hu = np.full((8, 6, 5), -1000.0, dtype=np.float32)
+    write_dicom_ct_series(tmp_path / "ct", hu)
+    files = _shift_slices(tmp_path / "ct", lambda k: 0.0)
+    if edit == "drop":
+        files[4].unlink()
+    else:
+        ds = pydicom.dcmread(files[5])
+        if edit == "rotate":
+            ds.ImageOrientationPatient = ["1", "0", "0", "0", "0.8", "0.6"]
+        else:
+            p = [float(v) for v in ds.ImagePositionPatient]
+            p[2] += 1.0 if edit == "uneven" else -2.5
+            ds.ImagePositionPatient = [f"{v:.4f}" for v in p]
+        ds.save_as(files[5])
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+        read_ct(tmp_path / "ct")
+    assert str(tmp_path / "ct") in str(e.value)
+
+
+def test_nan_in_a_float_nifti_is_found_though_itk_reads_it_as_zero(tmp_path):
+    from conventions.ct import check_nifti_values
+
+    a = np.zeros((6, 10, 12), np.float32)
+    a[1, 2, 3], a[4, 5, 6] = np.nan, np.inf
+    nib.save(nib.Nifti1Image(a, np.eye(4)), tmp_path / "nan.nii.gz")
+    assert np.all(np.isfinite(sitk.GetArrayViewFromImage(sitk.ReadImage(tmp_path / "nan.nii.gz"))))
+    with pytest.raises(InputError, match="2 NaN or infinite"):
+        check_nifti_values(tmp_path / "nan.nii.gz")
+    nib.save(nib.Nifti1Image(np.nan_to_num(a, posinf=0), np.eye(4)), tmp_path / "ok.nii.gz")
+    check_nifti_values(tmp_path / "ok.nii.gz")

@@ -11,7 +11,7 @@ import torch
 from conventions.files import write_npz
 from models.bmd import thresholded_mean
 from models.data import PairDataset, load_pair, paper_augmentation
-from models.predict import predict_images
+from models.predict import load_generator, predict_images
 from models.train import TrainConfig, load_checkpoint, train_stage
 from tiny_pairs import write_tiny_pairs
 
@@ -116,3 +116,17 @@ def test_a_few_hundred_steps_learn_the_pf_drr_mean(tmp_path):
     pred = predict_images(generator.eval(), np.stack([load_pair(p, "pf")[0] for p in test.pair]))
     means = [thresholded_mean(p, 0.1) for p in pred]
     assert np.corrcoef(means, test.pf_drr_mean_g_cm2)[0, 1] > PCC_FLOOR
+
+
+def test_two_fresh_runs_write_the_same_bytes_on_the_cpu(tiny_dataset, tmp_path):
+    """Determinism (docs/robustness.md): same data and settings, same checkpoint file and
+    the same predictions, bit for bit, on the CPU."""
+    subjects = [f"S{i}" for i in range(6)]
+    ds = PairDataset(tiny_dataset, subjects, "pf", augment=True)
+    for run in ("a", "b"):
+        train_stage(ds, config(epochs=1), tmp_path / run, progress=False)
+    a, b = (tmp_path / run / "final.pt" for run in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
+    xray = np.stack([load_pair(p, "pf")[0] for p in pd.read_csv(tiny_dataset, sep="\t").pair])
+    preds = [predict_images(load_generator(str(p))[0].eval(), xray) for p in (a, b)]
+    assert np.array_equal(preds[0], preds[1])

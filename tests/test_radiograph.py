@@ -61,7 +61,7 @@ def test_geometry_json_completes_a_real_dicom(ddh_files, tmp_path):
 
 
 def test_monochrome1_is_inverted_over_the_stored_range(tmp_path):
-    stored = np.array([[0, 100, 4095], [2000, 7, 300]], dtype=np.uint16)
+    stored = np.tile(np.array([[0, 100, 4095], [2000, 7, 300]], dtype=np.uint16), (8, 6))
     write_dicom_radiograph(
         tmp_path / "m1.dcm",
         stored,
@@ -81,7 +81,7 @@ def test_monochrome1_is_inverted_over_the_stored_range(tmp_path):
 
 
 def test_monochrome2_with_rescale_keeps_bone_bright(tmp_path):
-    stored = np.array([[10, 20], [30, 40]], dtype=np.uint16)
+    stored = np.tile(np.array([[10, 20], [30, 40]], dtype=np.uint16), (8, 8))
     write_dicom_radiograph(tmp_path / "m2.dcm", stored, RescaleSlope="2", RescaleIntercept="-5")
     r = read_radiograph(tmp_path / "m2.dcm")
     assert np.array_equal(r.pixels, stored * 2.0 - 5.0)
@@ -97,7 +97,7 @@ def test_rgb_to_grey_uses_luma_weights_when_channels_differ():
 
 
 def test_mha_spacing_is_used_and_png_spacing_is_not(tmp_path):
-    px = np.arange(12, dtype=np.float32).reshape(3, 4)
+    px = np.arange(16 * 20, dtype=np.float32).reshape(16, 20) % 200
     img = sitk.GetImageFromArray(px)
     img.SetSpacing((0.2, 0.3))  # (x = column, y = row)
     sitk.WriteImage(img, str(tmp_path / "r.mha"))

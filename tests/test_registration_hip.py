@@ -144,7 +144,7 @@ def test_cli_bad_input_is_a_clear_error(hip, tmp_path):
     geometry = {"ImagerPixelSpacing": [0.8, 0.8], "DistanceSourceToDetector": "1200"}
     write_dicom_radiograph(tmp_path / "black.dcm", np.zeros((60, 80)), **geometry)
     p = _cli(*_hip_args(hip, tmp_path, tmp_path / "black.dcm"))
-    assert p.returncode == 2 and "black.dcm" in p.stderr and "no contrast" in p.stderr
+    assert p.returncode == 2 and "black.dcm" in p.stderr and "blank image" in p.stderr
     # A CT whose labels hold no hip (a CT of something else).
     empty = sitk.GetImageFromArray(np.zeros_like(labels, dtype=np.uint8))
     empty.CopyInformation(sitk.ReadImage(str(out / "ct.nii.gz")))

@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("validate", help="validate subjects.tsv and radiographs.tsv")
     v.add_argument("subjects")
     v.add_argument("radiographs", nargs="?")
+    v.add_argument(
+        "--data-root",
+        action="append",
+        default=[],
+        help="a folder besides the manifests' own that paths may point into",
+    )
 
     c = sub.add_parser("import-ct", help="read one CT, write canonical NIfTI + fingerprint")
     c.add_argument("--subject", required=True)
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.command == "validate":
-            cohort = read_cohort(a.subjects, a.radiographs)
+            cohort = read_cohort(a.subjects, a.radiographs, extra_roots=a.data_root)
             print(f"{len(cohort.subjects)} subjects, {len(cohort.radiographs)} radiographs: valid")
         elif a.command == "import-ct":
             ingest.import_ct(a.subject, a.ct, a.out_volume, a.out_fingerprint)

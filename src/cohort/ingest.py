@@ -9,6 +9,7 @@ geometry) without opening every image again.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from cohort.manifest import read_cohort
-from conventions.ct import read_ct, write_volume
+from conventions.ct import check_nifti_values, read_ct, write_volume
 from conventions.errors import InputError
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object, write_geometry
@@ -64,11 +65,15 @@ def import_ct(
     out_fingerprint: str | Path,
 ) -> dict[str, Any]:
     """Read a subject's CT, write it as canonical NIfTI and write its fingerprint."""
+    notes: list[str] = []
     try:
-        image = read_ct(ct_path)
+        image = read_ct(ct_path, notes)
+        check_nifti_values(ct_path)
     except InputError as e:
         raise e.for_subject(subject) from None
-    fingerprint = {"subject_id": subject, **ct_fingerprint(image)}
+    for note in notes:  # a recorded fallback: the job log says what was corrected
+        print(f"subject {subject}: {ct_path}: {note}", file=sys.stderr)
+    fingerprint = {"subject_id": subject, **ct_fingerprint(image), "import_notes": notes}
     write_volume(out_volume, image)
     write_json(out_fingerprint, fingerprint)
     return fingerprint
@@ -90,6 +95,8 @@ def import_radiograph(
         geometry = radiograph.require_geometry()
     except InputError as e:
         raise e.for_subject(subject) from None
+    for note in radiograph.info.get("import_notes", []):
+        print(f"subject {subject}: {path}: {note}", file=sys.stderr)
     px = radiograph.pixels
     fingerprint = {
         "subject_id": subject,

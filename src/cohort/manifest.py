@@ -8,6 +8,7 @@ problem is reported at once, each naming the file, the line and the column.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -155,17 +156,46 @@ def _typed_rows(
     return rows
 
 
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except (OSError, ValueError):  # a name too long for the file system, say
+        return False
+
+
+def _inside(p: Path, roots: list[Path]) -> bool:
+    # Lexical: '..' is collapsed but symlinks are not followed, so a link the user placed
+    # inside a data root (data -> /mnt/pacs) is their decision and stays allowed.
+    norm = Path(os.path.normpath(p))
+    return any(norm == r or r in norm.parents for r in roots)
+
+
 def _resolve_paths(
-    rows: list[dict[str, Any]], table: str, base: Path, path: Path, problems: list[str]
+    rows: list[dict[str, Any]],
+    table: str,
+    base: Path,
+    path: Path,
+    problems: list[str],
+    roots: list[Path],
 ) -> None:
     for row in rows:
         for col in PATH_COLUMNS[table]:
             if col not in row:
                 continue
+            where = f"{path}: line {row['_line']}, column '{col}'"
+            if "\0" in row[col]:
+                problems.append(f"{where}: a NUL character in the path")
+                continue
             p = Path(row[col]).expanduser()
             p = p if p.is_absolute() else base / p
-            if not p.exists():
-                problems.append(f"{path}: line {row['_line']}, column '{col}': no such file {p}")
+            if not _inside(p, roots):
+                problems.append(
+                    f"{where}: {p} is outside the cohort's data roots "
+                    f"({', '.join(map(str, roots))}); add its folder to config "
+                    "cohort.data_roots if it is meant"
+                )
+            elif not _exists(p):
+                problems.append(f"{where}: no such file {p}")
             row[col] = str(p.resolve())
 
 
@@ -186,15 +216,35 @@ def _duplicates(
             first_line[key] = row["_line"]
 
 
+def data_roots(
+    subjects_tsv: str | Path,
+    radiographs_tsv: str | Path | None = None,
+    extra: list[str | Path] | tuple = (),
+) -> list[Path]:
+    """The folders manifest paths may point into: the manifests' own folders and
+    ``extra`` (config ``cohort.data_roots``), absolute and normalised."""
+    folders = [Path(subjects_tsv).parent, *([Path(radiographs_tsv).parent] if radiographs_tsv
+                                             else []), *map(Path, extra)]  # fmt: skip
+    return list(dict.fromkeys(Path(os.path.normpath(f.expanduser().absolute())) for f in folders))
+
+
 def read_cohort(
-    subjects_tsv: str | Path, radiographs_tsv: str | Path | None, check_files: bool = True
+    subjects_tsv: str | Path,
+    radiographs_tsv: str | Path | None,
+    check_files: bool = True,
+    extra_roots: list[str | Path] | tuple = (),
 ) -> Cohort:
-    """Read and validate both manifest tables; raise ManifestError listing every problem."""
+    """Read and validate both manifest tables; raise ManifestError listing every problem.
+
+    Paths are relative to their manifest's folder and must lie inside the data roots
+    (:func:`data_roots`), so a manifest cannot point the pipeline at arbitrary files.
+    """
     subjects_tsv = Path(subjects_tsv)
+    roots = data_roots(subjects_tsv, radiographs_tsv, extra_roots)
     problems: list[str] = []
     subjects = _typed_rows(_read_tsv(subjects_tsv), "subjects", subjects_tsv, problems)
     if check_files:
-        _resolve_paths(subjects, "subjects", subjects_tsv.parent, subjects_tsv, problems)
+        _resolve_paths(subjects, "subjects", subjects_tsv.parent, subjects_tsv, problems, roots)
     _duplicates(subjects, ("subject_id",), subjects_tsv, problems)
     if not subjects and not problems:
         problems.append(f"{subjects_tsv}: no subjects")
@@ -207,8 +257,9 @@ def read_cohort(
         )
         if check_files:
             _resolve_paths(
-                radiographs, "radiographs", radiographs_tsv.parent, radiographs_tsv, problems
-            )
+                radiographs, "radiographs", radiographs_tsv.parent, radiographs_tsv, problems,
+                roots,
+            )  # fmt: skip
         _duplicates(radiographs, ("subject_id", "image_id"), radiographs_tsv, problems)
         known = {r["subject_id"] for r in subjects if "subject_id" in r}
         for r in radiographs:

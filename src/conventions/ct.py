@@ -7,6 +7,7 @@ carry only geometry and voxels: no DICOM header travels into results/.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +24,22 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def read_ct(path: str | Path) -> sitk.Image:
+def read_ct(path: str | Path, notes: list[str] | None = None) -> sitk.Image:
     """Read a CT as a 3D float32 SimpleITK image in HU (or whatever units the file has).
 
     ``path`` is a folder holding one DICOM series (the series with the most slices is
     taken when there are several) or a NIfTI / MHA / NRRD file. Errors name the file.
+    What had to be corrected on the way (a gantry tilt resampled away) is appended to
+    ``notes``, for the import's fingerprint and log.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "CT not found")
     if path.is_dir():
-        image = _read_dicom_series(path)
+        image = _read_dicom_series(path, notes if notes is not None else [])
     elif _suffix(path) in VOLUME_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise InputError(path, "empty file (0 bytes)")
         try:
             image = sitk.ReadImage(str(path), sitk.sitkFloat32)
         except RuntimeError as e:
@@ -49,7 +54,40 @@ def read_ct(path: str | Path) -> sitk.Image:
     return image
 
 
-def _read_dicom_series(folder: Path) -> sitk.Image:
+def check_nifti_values(path: str | Path) -> None:
+    """Raise InputError when a float NIfTI holds NaN or infinite voxels.
+
+    ITK's NIfTI reader silently replaces them with 0 (HU of water), so they must be
+    looked for in the file itself; read in slabs to keep memory flat.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if _suffix(path) not in (".nii", ".nii.gz"):
+        return
+    try:
+        img = nib.load(str(path))
+    except Exception as e:  # nibabel raises many types for a broken header
+        raise InputError(path, f"cannot read NIfTI header ({e})") from None
+    if not np.issubdtype(img.get_data_dtype(), np.floating):
+        return  # integer voxels cannot be NaN; scaling by a finite slope keeps them finite
+    proxy = img.dataobj
+    shape = proxy.shape
+    if len(shape) < 3:
+        return
+    step = max(1, 2**24 // max(1, int(np.prod(shape[:2]))))
+    for k in range(0, shape[2], step):
+        slab = np.asarray(proxy[:, :, k : k + step])
+        bad = ~np.isfinite(slab)
+        if bad.any():
+            raise InputError(
+                path,
+                f"volume holds {int(bad.sum())} NaN or infinite voxel value(s) "
+                f"(first at slices {k}..{k + slab.shape[2] - 1}); ITK would read them as 0",
+            )
+
+
+def _read_dicom_series(folder: Path, notes: list[str]) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     series_ids = reader.GetGDCMSeriesIDs(str(folder))
     if not series_ids:
@@ -58,12 +96,169 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     files = max(files_by_series.values(), key=len)
     if len(files) < 2:
         raise InputError(folder, "the DICOM series has fewer than 2 slices")
-    reader.SetFileNames(files)
+    try:
+        stack = slice_stack_geometry(folder, files)
+    except InputError as e:
+        # A file GDCM could not read drops out of the series and shows as a gap: say so.
+        others = sorted(
+            f.name for f in folder.iterdir() if f.is_file() and str(f) not in set(files)
+        )
+        if not others:
+            raise
+        raise InputError(
+            folder,
+            f"{e.problem}; {len(others)} file(s) in the folder are not part of the series "
+            f"(unreadable or another series), e.g. {others[0]}",
+        ) from None
+    reader.SetFileNames([files[i] for i in stack.order])
     reader.SetOutputPixelType(sitk.sitkFloat32)  # GDCM applies RescaleSlope/Intercept
     try:
-        return reader.Execute()
+        image = reader.Execute()
     except RuntimeError as e:
         raise InputError(folder, f"cannot read DICOM series ({_first_line(e)})") from None
+    # ITK takes the spacing from the slice positions but assumes the slices are stacked
+    # along their normal; set the geometry the headers state, then undo any tilt.
+    image.SetOrigin(tuple(stack.origin))
+    image.SetDirection(tuple(np.column_stack([stack.row, stack.col, stack.normal]).ravel()))
+    image.SetSpacing((*image.GetSpacing()[:2], stack.step_mm))
+    if stack.tilt_deg > MAX_UNCORRECTED_TILT_DEG:
+        image = resample_sheared_stack(image, stack.step_vector)
+        notes.append(
+            f"gantry tilt of {stack.tilt_deg:.2f} degrees: resampled onto a grid "
+            "orthogonal to the slices"
+        )
+    return image
+
+
+# Slice positions must step evenly along the slice normal. Tolerances: DICOM stores
+# positions as decimal strings of ~0.01 mm; a step off by more than this is a real gap.
+SLICE_STEP_TOL = 0.02  # fraction of the median step
+MAX_UNCORRECTED_TILT_DEG = 0.05  # below this the shear is under 0.001 voxel per slice
+
+
+@dataclass
+class SliceStack:
+    """Geometry of a DICOM series from its slice headers (LPS mm)."""
+
+    order: list[int]  # files sorted along the normal
+    origin: np.ndarray  # ImagePositionPatient of the first slice
+    row: np.ndarray  # direction of increasing column index (DICOM's row direction)
+    col: np.ndarray
+    normal: np.ndarray  # row × col
+    step_vector: np.ndarray  # mean position step between neighbouring slices
+    step_mm: float  # its component along the normal
+    tilt_deg: float  # angle between the step and the normal (gantry tilt)
+
+
+def slice_stack_geometry(folder: Path, files: list[str]) -> SliceStack:
+    """Sort a series' slices along their normal and check they form one even stack.
+
+    Raises InputError for missing slices, uneven spacing, mixed orientations or two
+    slices at one position, which ITK would read into a silently wrong geometry.
+    """
+    import pydicom
+
+    positions, orientations = [], []
+    for f in files:
+        try:
+            ds = pydicom.dcmread(
+                f, stop_before_pixels=True,
+                specific_tags=["ImagePositionPatient", "ImageOrientationPatient"],
+            )  # fmt: skip
+            positions.append([float(v) for v in ds.ImagePositionPatient])
+            orientations.append([float(v) for v in ds.ImageOrientationPatient])
+        except (AttributeError, TypeError, ValueError, OSError) as e:
+            raise InputError(
+                folder,
+                f"slice {Path(f).name} lacks a valid ImagePositionPatient (0020,0032) or "
+                f"ImageOrientationPatient (0020,0037) ({e})",
+            ) from None
+    p = np.array(positions)
+    o = np.array(orientations)
+    if (
+        p.shape[1] != 3
+        or o.shape[1] != 6
+        or not np.all(np.isfinite(p))
+        or not np.all(np.isfinite(o))
+    ):
+        raise InputError(folder, "slice position or orientation is not 3 + 6 numbers")
+    if np.abs(o - o[0]).max() > 1e-3:
+        raise InputError(folder, "the slices have different ImageOrientationPatient values")
+    row, col = o[0, :3], o[0, 3:]
+    if (
+        abs(np.linalg.norm(row) - 1) > 1e-3
+        or abs(np.linalg.norm(col) - 1) > 1e-3
+        or abs(row @ col) > 1e-3
+    ):
+        raise InputError(folder, f"ImageOrientationPatient {o[0].tolist()} is not orthonormal")
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    along = p @ normal
+    order = np.argsort(along, kind="stable")
+    along, p = along[order], p[order]
+    steps = np.diff(along)
+    if np.any(steps < 1e-3):
+        k = int(np.argmin(steps))
+        raise InputError(
+            folder,
+            f"two slices at the same position ({along[k]:.2f} mm along the normal): "
+            "several acquisitions in one series?",
+        )
+    step = float(np.median(steps))
+    off = np.abs(steps - step) > SLICE_STEP_TOL * step
+    if off.any():
+        k = int(np.argmax(np.abs(steps - step)))
+        gap = steps[k] / step
+        what = (
+            f"missing slice(s): a gap of {steps[k]:.2f} mm where the series steps "
+            f"{step:.2f} mm (about {round(gap) - 1} slice(s) missing)"
+            if abs(gap - round(gap)) < 0.1 and round(gap) >= 2
+            else f"uneven slice spacing: steps from {steps.min():.2f} to {steps.max():.2f} mm"
+        )
+        raise InputError(
+            folder, f"{what}, between slices at {along[k]:.2f} and {along[k + 1]:.2f} mm"
+        )
+    step_vector = (p[-1] - p[0]) / (len(p) - 1)
+    # The in-plane part of each step must be the same too, or the stack is not one shear.
+    inplane = np.diff(p, axis=0) - np.outer(steps, normal)
+    if np.abs(inplane - (step_vector - step * normal)).max() > SLICE_STEP_TOL * step:
+        raise InputError(folder, "slice positions do not lie on one straight line")
+    tilt = float(np.degrees(np.arctan2(np.linalg.norm(step_vector - step * normal), step)))
+    return SliceStack([int(i) for i in order], p[0], row, col, normal, step_vector, step, tilt)
+
+
+def resample_sheared_stack(image: sitk.Image, step_vector: np.ndarray) -> sitk.Image:
+    """Resample a stack whose slices are offset in plane (gantry tilt) onto a grid
+    orthogonal to the slices, covering every voxel; linear, outside filled with the
+    volume's minimum (air).
+
+    ``image`` carries the slices' own row/column/normal directions and in-plane
+    spacing; voxel (i, j, k) truly lies at origin + i·sx·row + j·sy·col + k·step_vector.
+    """
+    d = np.array(image.GetDirection()).reshape(3, 3)
+    sx, sy, sz = image.GetSpacing()
+    origin = np.array(image.GetOrigin())
+    true = np.column_stack([sx * d[:, 0], sy * d[:, 1], step_vector])  # index -> mm
+    stated = d @ np.diag([sx, sy, sz])  # what the image's header says
+    # Output grid: the slices' own axes; bounds of every true voxel centre.
+    size = np.array(image.GetSize())
+    corners = np.array([[i, j, k] for i in (0, size[0] - 1) for j in (0, size[1] - 1)
+                        for k in (0, size[2] - 1)], dtype=float)  # fmt: skip
+    u = (corners @ true.T) @ d  # corner offsets in the slice axes, mm
+    lo, hi = u.min(axis=0), u.max(axis=0)
+    spacing = np.array([sx, sy, sz])
+    out_size = np.floor((hi - lo) / spacing + 1e-6).astype(int) + 1
+    reference = sitk.Image([int(n) for n in out_size], sitk.sitkFloat32)
+    reference.SetSpacing(tuple(spacing))
+    reference.SetDirection(tuple(d.ravel()))
+    reference.SetOrigin(tuple(origin + d @ lo))
+    # A true point x sits at index true⁻¹(x - o); the header puts that index at
+    # o + stated·index. The resampler maps output points to input points.
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(tuple((stated @ np.linalg.inv(true)).ravel()))
+    transform.SetCenter(tuple(origin))
+    fill = float(sitk.GetArrayViewFromImage(image).min())
+    return sitk.Resample(image, reference, transform, sitk.sitkLinear, fill, sitk.sitkFloat32)
 
 
 def check_volume(image: sitk.Image, path: str | Path | None = None) -> None:

@@ -33,6 +33,9 @@ REQUIRED_GEOMETRY = ("pixel_spacing_mm", "sdd_mm")
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as DICOM YBR uses
 RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd")
+# The smallest radiograph worth registering: a clinical hip film is ~2,000 pixels a side,
+# our synthetic ones ~100; anything under this is a thumbnail or a broken file.
+MIN_RADIOGRAPH_PIXELS = 16
 
 
 @dataclass
@@ -74,10 +77,11 @@ def read_radiograph(
         pixels, values, info = _read_with_sitk(path, trust_spacing=suffix in ITK_SUFFIXES)
     else:  # DICOM files often have no suffix at all
         pixels, values, info = _read_dicom(path)
+    check_radiograph_pixels(pixels, path)
 
     override: dict[str, Any] = {}
+    override_source = None
     if geometry_override is not None:
-        override_source = None
         if not isinstance(geometry_override, dict):
             override_source = geometry_override
             geometry_override = read_json_object(geometry_override)
@@ -108,11 +112,39 @@ def read_radiograph(
             "rows": int(pixels.shape[0]),
             "cols": int(pixels.shape[1]),
         }
-        geometry = ProjectionGeometry.from_dict(d, source=path)
+        geometry = ProjectionGeometry.from_dict(d, source=override_source or path)
     return Radiograph(pixels, geometry, missing, info, str(path))
 
 
+def check_radiograph_pixels(pixels: np.ndarray, path: str | Path | None = None) -> None:
+    """Raise InputError when ``pixels`` cannot be a radiograph: too small, non-finite, blank."""
+    rows, cols = pixels.shape
+    if min(rows, cols) < MIN_RADIOGRAPH_PIXELS:
+        raise InputError(
+            path, f"image of {rows} × {cols} pixels is too small for a radiograph "
+            f"(at least {MIN_RADIOGRAPH_PIXELS} a side)",
+        )  # fmt: skip
+    finite = np.isfinite(pixels)
+    if not finite.all():
+        raise InputError(path, f"{int((~finite).sum())} NaN or infinite pixel value(s)")
+    lo, hi = float(pixels.min()), float(pixels.max())
+    if lo == hi:
+        raise InputError(path, f"blank image: every pixel is {lo:g}")
+
+
 def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    # pydicom parses lazily and its decoders raise many types on corrupt bytes (struct
+    # errors, BytesLengthException, IndexError…): whatever a broken file raises becomes
+    # an InputError naming it.
+    try:
+        return _read_dicom_file(path)
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(path, f"corrupt DICOM file ({type(e).__name__}: {e})") from None
+
+
+def _read_dicom_file(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -131,13 +163,16 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]
     if frames > 1:
         raise InputError(path, f"multi-frame DICOM ({frames} frames); expected one radiograph")
 
+    notes = []
     if photometric.startswith("YBR"):
         from pydicom.pixels import convert_color_space
 
         arr = convert_color_space(arr, photometric, "RGB")
+        notes.append(f"{photometric} converted to RGB")
         photometric = "RGB"
     if arr.ndim == 3:
         pixels = to_grey(arr)
+        notes.append("colour image reduced to its luminance")
     elif arr.ndim == 2:
         pixels = arr.astype(np.float32)
         slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
@@ -150,6 +185,7 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]
             lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
             lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
             pixels = np.float32(lo + hi) - pixels
+            notes.append(f"MONOCHROME1 inverted about its {bits}-bit range")
     else:
         raise InputError(path, f"unexpected pixel array shape {arr.shape}")
 
@@ -165,6 +201,7 @@ def _read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]
         "bits_stored": int(ds.get("BitsStored", 0) or 0),
         "transfer_syntax": _transfer_syntax_name(ds),
         "view_position": str(ds.get("ViewPosition", "")),
+        "import_notes": notes,
     }
     return np.ascontiguousarray(pixels, dtype=np.float32), values, info
 
@@ -189,6 +226,7 @@ def _read_with_sitk(
     if arr.ndim - int(vector) != 2:
         raise InputError(path, f"expected a 2D image, got size {image.GetSize()}")
     pixels = to_grey(arr) if vector else arr.astype(np.float32)
+    notes = ["colour image reduced to its luminance"] if vector else []
     spacing = image.GetSpacing()
     values: dict[str, Any] = {
         # Raster formats have no real spacing (always 1), ITK formats do.
@@ -196,7 +234,7 @@ def _read_with_sitk(
         "sdd_mm": None,
         "source_to_patient_mm": None,
     }
-    info = {"format": path.suffix.lower().lstrip(".").upper()}
+    info = {"format": path.suffix.lower().lstrip(".").upper(), "import_notes": notes}
     return np.ascontiguousarray(pixels, dtype=np.float32), values, info
 
 

@@ -12,6 +12,7 @@ code from a file.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,8 +114,12 @@ def save_checkpoint(
         "rng": {"torch": torch.get_rng_state(), "loader": loader_rng.get_state()},
         "identity": identity,
     }
+    # Saved through a buffer: torch names the archive's folder after the file it writes,
+    # which would put the temporary name into the bytes (same run, different file).
+    buffer = io.BytesIO()
+    torch.save(doc, buffer)
     with atomic_path(path) as tmp:
-        torch.save(doc, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> dict:

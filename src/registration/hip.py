@@ -91,7 +91,7 @@ class BodyResult:
             "gc": self.result.gc,
             **self.assessment,
             "evaluations": self.result.evaluations,
-            "seconds": round(self.seconds, 2),
+            # No wall time here: the same inputs must give the same bytes (it is in the log).
             "centre_of_rotation_lps_mm": self.centre_ct.tolist(),
             "initial_camera_from_ct": self.initial_camera_from_ct.tolist(),
             "levels": self.result.levels,
