@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "data"))
+from make_bad_inputs import write_dx  # noqa: E402  the corpus's DX writer, one for all tests
+
 # CI lays shared/ beside the checkout; developers have it at ../shared as well.
 SHARED = Path(os.environ.get("XRAY_BMD_SHARED", REPO.parent / "shared"))
 DDH_DIR = SHARED / "data" / "hip_radiographs_ddh"
@@ -27,19 +28,6 @@ IDENTIFIERS = {
     "InstitutionName": "St Example Hospital",
     "StudyDate": "20230102",
 }
-
-
-def _file_dataset(path: Path, sop_class: str) -> FileDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    for k, v in IDENTIFIERS.items():
-        setattr(ds, k, v)
-    return ds
 
 
 def write_dicom_ct_series(
@@ -77,25 +65,9 @@ def write_dicom_radiograph(
     bits_stored: int = 12,
     **tags,
 ) -> None:
-    """A single-frame DX image; ``tags`` are set as DICOM attributes (geometry etc.)."""
-    ds = _file_dataset(path, "1.2.840.10008.5.1.4.1.1.1.1")
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    if pixels.ndim == 3:
-        ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
-        ds.BitsAllocated = ds.BitsStored = 8
-        ds.HighBit, ds.PixelRepresentation = 7, 0
-        ds.PhotometricInterpretation = "RGB"
-        ds.PixelData = pixels.astype(np.uint8).tobytes()
-    else:
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = photometric
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
-        ds.PixelRepresentation = 0
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    for k, v in tags.items():
-        setattr(ds, k, v)
-    ds.save_as(path, enforce_file_format=True)
+    """A single-frame DX image carrying the identifiers; ``tags`` are set as DICOM
+    attributes (geometry etc.); no geometry unless they give it."""
+    write_dx(path, pixels, photometric, bits_stored, geometry=False, tags={**IDENTIFIERS, **tags})
 
 
 @pytest.fixture

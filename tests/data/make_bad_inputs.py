@@ -83,8 +83,10 @@ def _uid(*parts: str) -> str:
 
 
 def write_dx(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
-             bits_stored: int = 12, geometry: bool = True) -> None:  # fmt: skip
-    """A single-frame DX radiograph with fixed UIDs (same inputs, same bytes)."""
+             bits_stored: int = 12, geometry: bool = True, tags: dict | None = None,
+             ) -> None:  # fmt: skip
+    """A single-frame DX radiograph with fixed UIDs (same inputs, same bytes); ``tags``
+    are set as DICOM attributes last (the tests' identifiers, geometry…)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = DX_STORAGE
     meta.MediaStorageSOPInstanceUID = _uid(path.name)
@@ -104,9 +106,8 @@ def write_dx(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1
         ds.PixelRepresentation = 0
         ds.PixelData = pixels.astype(np.uint16).tobytes()
-    if geometry:
-        for k, v in GEOMETRY.items():
-            setattr(ds, k, v)
+    for k, v in {**(GEOMETRY if geometry else {}), **(tags or {})}.items():
+        setattr(ds, k, v)
     ds.save_as(path, enforce_file_format=True)
 
 
