@@ -6,6 +6,7 @@ Whatever bytes they get, they return a value or raise the project's own InputErr
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -21,8 +22,13 @@ from conventions.landmarks import read_slicer_landmarks
 from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+# CI replays the same examples every run (derandomize), so a failure there is a change in
+# the code, not a new draw; XRAY_BMD_FUZZ=explore draws fresh ones, many more of them.
+settings.register_profile("ci", max_examples=300, derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+settings.register_profile("explore", max_examples=3000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+FUZZ = settings(settings.get_profile(os.environ.get("XRAY_BMD_FUZZ", "ci")))
 OK_DICOM = (REPO / "tests" / "data" / "bad" / "rad_ok.dcm").read_bytes()
 
 # JSON values of any shape, numbers included that JSON itself cannot say (NaN, 1e400).

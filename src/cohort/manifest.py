@@ -186,7 +186,11 @@ def _resolve_paths(
             if "\0" in row[col]:
                 problems.append(f"{where}: a NUL character in the path")
                 continue
-            p = Path(row[col]).expanduser()
+            try:
+                p = Path(row[col]).expanduser()
+            except RuntimeError:  # ~name of a user this machine does not know
+                problems.append(f"{where}: cannot expand {row[col]!r} (no such user)")
+                continue
             p = p if p.is_absolute() else base / p
             if not _inside(p, roots):
                 problems.append(
