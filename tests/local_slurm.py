@@ -127,9 +127,11 @@ class LocalSlurm:
                 "AccountingStorageType=accounting_storage/none",
                 "SelectType=select/cons_tres",
                 "SelectTypeParameters=CR_Core_Memory",
-                # Finished jobs stay visible to squeue for 5 min: without accounting,
-                # that is how Snakemake's executor learns a job's end state.
-                "MinJobAge=300",
+                # Finished jobs stay visible to squeue for an hour: without accounting,
+                # that is how Snakemake's executor learns a job's end state, and how the
+                # test checks every job of a run that may take longer than 5 min on a
+                # busy machine (a 300 s age once lost the run's first jobs).
+                "MinJobAge=3600",
                 "ReturnToService=2",
                 "MpiDefault=none",
                 f"NodeName={host} CPUs={cpus} RealMemory={self.memory_mb} State=UNKNOWN",

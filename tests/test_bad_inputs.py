@@ -213,7 +213,8 @@ def test_bad_inputs_fail_alone_through_the_workflow(workflow, tmp_path):
     command runs a file name; no identifier reaches results, logs or the report; the good
     subject's products are the same bytes when built again."""
     data = tmp_path / "cohort"
-    shutil.copytree(CORPUS, data / "bad")
+    corpus = data / f"bad {NASTY}"  # every corpus path passes through the shell quoted
+    shutil.copytree(CORPUS, corpus)
     good_ct, good_rads = _good_subject(data)
     subjects = ["subject_id\tct\ttarget_side\tphantom\tct_scanner\tlandmarks"]
     radiographs = ["subject_id\timage_id\tpath\tpose\tgeometry"]
@@ -224,7 +225,7 @@ def test_bad_inputs_fail_alone_through_the_workflow(workflow, tmp_path):
     expected = {}  # subject -> case
     for n, case in enumerate(CASES.itertuples()):
         s = f"B{n:02d}"
-        bad = data / "bad" / case.case
+        bad = corpus / case.case
         if case.kind == "manifest":
             continue  # a bad manifest stops the whole workflow: see the test above
         if case.kind == "ct":
@@ -238,7 +239,7 @@ def test_bad_inputs_fail_alone_through_the_workflow(workflow, tmp_path):
             targets.append(f"results/subjects/{s}/ct/landmarks.json")
         else:
             path, geometry = (bad, "") if case.kind == "radiograph" else (
-                data / "bad" / "rad_ok.dcm", bad)  # fmt: skip
+                corpus / "rad_ok.dcm", bad)  # fmt: skip
             subjects.append(f"{s}\t{good_ct}\tL\tpresent\t\t")
             radiographs.append(f"{s}\tap\t{path}\tstanding\t{geometry}")
             targets.append(f"results/subjects/{s}/radiographs/ap/radiograph.mha")
