@@ -100,9 +100,8 @@ def _read_dicom_series(folder: Path, notes: list[str]) -> sitk.Image:
         stack = slice_stack_geometry(folder, files)
     except InputError as e:
         # A file GDCM could not read drops out of the series and shows as a gap: say so.
-        others = sorted(
-            f.name for f in folder.iterdir() if f.is_file() and str(f) not in set(files)
-        )
+        in_series = set(files)
+        others = sorted(f.name for f in folder.iterdir() if f.is_file() and str(f) not in in_series)
         if not others:
             raise
         raise InputError(
