@@ -33,7 +33,7 @@ def scene(tmp_path_factory):
     geometry = ProjectionGeometry(1100.0, 192, 256, (1.2, 1.2))
     ap = ap_pose(iso, 1000.0).camera_from_ct
     true = correction(np.array([2.0, -3.0, 4.0, 5.0, -4.0, 10.0]), transform_points(ap, iso)) @ ap
-    fixed = project(volume, geometry, true).sum(dim=1)[0].numpy()
+    fixed = project(volume, geometry, true).sum(axis=1)[0]
     fixed += np.random.default_rng(0).normal(0.0, 0.02 * fixed.std(), fixed.shape)
     targets = np.array(
         [v for k, v in truth["landmarks_lps_mm"].items() if k.split("_")[0] in ("head", "lesser")]
@@ -69,3 +69,40 @@ def test_error_measures_are_zero_for_equal_poses_and_exact_for_a_shift(scene):
     assert mean_projection_distance(targets, shifted, true, geometry) == pytest.approx(
         2.0, rel=1e-9
     )
+
+
+def test_block_means_equal_torch_pooling_at_ragged_edges():
+    """The volume's levels are block means; a block cut by the edge averages what it
+    holds (torch's avg_pool3d with ceil_mode, which the levels were tuned with)."""
+    import torch
+    import torch.nn.functional as F
+
+    from registration.rigid import block_means, downsample_image
+
+    data = np.random.default_rng(4).random((2, 7, 10, 9), dtype=np.float32)
+    for f in (2, 3, 4):
+        expected = F.avg_pool3d(torch.from_numpy(data), f, ceil_mode=True).numpy()
+        np.testing.assert_allclose(block_means(data, f), expected, rtol=1e-6, atol=1e-6)
+        image = data[0, 0]
+        expected = F.avg_pool2d(torch.from_numpy(image)[None, None], f)[0, 0].numpy()
+        np.testing.assert_allclose(downsample_image(image, f), expected, rtol=1e-6)
+
+
+def test_scores_on_a_torch_device_equal_the_numpy_ones(scene):
+    """The search on CUDA (tensors, torch kernels) scores poses as the CPU's NumPy path
+    does; run on the GPU where there is one, else on torch's CPU."""
+    import torch
+
+    from registration.rigid import Level, Scene
+
+    volume, fixed, geometry, true, iso, _ = scene
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mask = np.ones(fixed.shape, np.float32)
+    mask[:, :20] = 0
+    poses = np.stack(
+        [correction(np.array(x), transform_points(true, iso)) @ true for x in np.eye(6) * 2]
+    )
+    for level in (Level(4, 1.0, 0), Level(2, 1.5, 0, volume_factor=1)):
+        on_cpu = Scene(volume, fixed, geometry, level, mask, 0.1 * fixed).gc(poses)
+        on_device = Scene(volume, fixed, geometry, level, mask, 0.1 * fixed, device).gc(poses)
+        np.testing.assert_allclose(on_cpu, on_device, atol=2e-4)

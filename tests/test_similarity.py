@@ -56,3 +56,27 @@ def test_patchwise_gc_agrees_on_identity_and_rejects_noise(image):
     pg = patchwise_gradient_correlation(image, torch.stack([image, noise[0]]), patch_px=16)
     assert pg[0] == pytest.approx(1.0, abs=1e-5)
     assert abs(pg[1]) < 0.3
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0, 1.7])
+def test_numpy_and_torch_give_the_same_scores(image, sigma):
+    """Registration scores NumPy arrays on the CPU and tensors on CUDA (and the models'
+    loss is the tensor form): one formula, the smoothing implemented per library; the
+    two must agree, on the GPU where there is one."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    moving = torch.stack([image, torch.roll(image, 2, dims=0), torch.rand(96, 128)])
+    mask = torch.ones_like(image)
+    mask[:10] = 0
+    cases = [
+        (gradient_correlation, {"mask": mask}),
+        (gradient_correlation, {}),
+        (normalized_cross_correlation, {"mask": mask}),
+        (patchwise_gradient_correlation, {"patch_px": 16}),
+    ]
+    for fn, options in cases:
+        on_numpy = {k: v.numpy() if torch.is_tensor(v) else v for k, v in options.items()}
+        on_device = {k: v.to(device) if torch.is_tensor(v) else v for k, v in options.items()}
+        a = fn(image.numpy(), moving.numpy(), sigma_px=sigma, **on_numpy)
+        b = fn(image.to(device), moving.to(device), sigma_px=sigma, **on_device)
+        assert isinstance(a, np.ndarray) and torch.is_tensor(b)
+        np.testing.assert_allclose(a, b.cpu().numpy(), atol=2e-5)

@@ -150,7 +150,7 @@ def dxa_view(
         source_to_patient_mm=sod,
     )
     camera_from_ct = ap_pose(iso, sod).camera_from_ct @ neutral_from_ct
-    images = project(volume, geometry, camera_from_ct, integrator="siddon")[0].numpy()
+    images = project(volume, geometry, camera_from_ct, integrator="siddon")[0]
     return images, geometry, camera_from_ct
 
 

@@ -45,7 +45,7 @@ def _drr(volume: Volume, geometry: ProjectionGeometry, pose: np.ndarray) -> np.n
     """Exact line integrals (value × mm) of a one-channel volume, (rows, cols)."""
     if not volume.data.any():
         return np.zeros((geometry.rows, geometry.cols), np.float32)
-    return project(volume, geometry, pose, integrator="siddon")[0, 0].numpy()
+    return project(volume, geometry, pose, integrator="siddon")[0, 0]
 
 
 def decomposition_drrs(

@@ -1,7 +1,7 @@
 """Project a volume: B poses × C channels of line integrals in one call.
 
-``project`` computes the rays once (:mod:`drr.rays`, the conventions' geometry), then
-integrates with one of two integrators:
+Rays are computed once (:mod:`drr.rays`, the conventions' geometry), then integrated
+with one of two integrators:
 
 - ``"trilinear"`` (default): midpoint samples of the trilinear interpolant, step at most
   ``step_mm`` (default half the smallest voxel spacing); the volume is taken as zero one
@@ -9,21 +9,25 @@ integrates with one of two integrators:
 - ``"siddon"``: the exact integral of the voxelised (piecewise-constant) volume, voxel
   by voxel (Siddon 1985 / Jacobs 1998); the reference.
 
-On CPU the integrators run as numba kernels (one thread per ray); on any other device,
-or with ``backend="torch"``, as chunked torch ops (grid_sample; sorted plane crossings).
+:func:`project` runs the numba kernels on the CPU and returns a NumPy array: every CPU
+stage uses it, and none of them pays for importing torch (about 2 s a process).
+:func:`project_tensor` returns a torch tensor on a device: on CUDA (or with
+``backend="torch"``) it runs the chunked torch kernels (grid_sample; sorted plane
+crossings), on the CPU the numba ones.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from conventions.geometry import ProjectionGeometry
-from drr import kernels_torch
-from drr.rays import rays_for_poses
+from drr.rays import Rays, rays_for_poses
 from drr.volume import Volume
+
+if TYPE_CHECKING:  # torch is imported only where tensors are made
+    import torch
 
 Integrator = Literal["trilinear", "siddon"]
 
@@ -44,7 +48,60 @@ def clip_box(volume: Volume, integrator: Integrator) -> tuple[np.ndarray, np.nda
     return np.full(3, -1.0 + eps), n - eps
 
 
+def _rays(volume, geometry, camera_from_ct, integrator, step_mm) -> tuple[Rays, float, int]:
+    """The clipped rays of every pose, the step and the number of poses."""
+    if integrator not in ("trilinear", "siddon"):
+        raise ValueError(f"unknown integrator {integrator!r} (trilinear or siddon)")
+    step = default_step_mm(volume) if step_mm is None else float(step_mm)
+    if step <= 0:
+        raise ValueError(f"step_mm must be positive, got {step}")
+    poses = np.asarray(camera_from_ct, dtype=np.float64).reshape(-1, 4, 4)
+    lo, hi = clip_box(volume, integrator)
+    return rays_for_poses(geometry, poses, volume.index_from_ct, lo, hi), step, len(poses)
+
+
 def project(
+    volume: Volume,
+    geometry: ProjectionGeometry,
+    camera_from_ct: np.ndarray,
+    *,
+    integrator: Integrator = "trilinear",
+    step_mm: float | None = None,
+) -> np.ndarray:
+    """Line integrals ∫ value dl (value × mm) for every pixel of every pose, on the CPU.
+
+    ``camera_from_ct`` is one (4, 4) pose or a (B, 4, 4) batch. Returns a float32 array
+    (B, C, rows, cols).
+    """
+    from drr import kernels_numba  # compiled on first use, then from numba's cache
+
+    rays, step, b = _rays(volume, geometry, camera_from_ct, integrator, step_mm)
+    out = np.zeros((len(rays), volume.data.shape[0]), dtype=np.float32)
+    if integrator == "trilinear":
+        kernels_numba.trilinear_march(
+            padded_volume(volume),
+            rays.origin,
+            rays.direction,
+            rays.mm_per_lambda,
+            rays.lam_in,
+            rays.lam_out,
+            step,
+            out,
+        )
+    else:
+        kernels_numba.siddon(
+            volume.data,
+            rays.origin,
+            rays.direction,
+            rays.mm_per_lambda,
+            rays.lam_in,
+            rays.lam_out,
+            out,
+        )
+    return out.reshape(b, geometry.rows, geometry.cols, -1).transpose(0, 3, 1, 2)
+
+
+def project_tensor(
     volume: Volume,
     geometry: ProjectionGeometry,
     camera_from_ct: np.ndarray,
@@ -54,66 +111,34 @@ def project(
     device: str | torch.device = "cpu",
     backend: Literal["auto", "numba", "torch"] = "auto",
 ) -> torch.Tensor:
-    """Line integrals ∫ value dl (value × mm) for every pixel of every pose.
+    """:func:`project` as a float32 tensor (B, C, rows, cols) on ``device``: the torch
+    kernels on any device but the CPU (or with ``backend="torch"``), else numba's."""
+    import torch
 
-    ``camera_from_ct`` is one (4, 4) pose or a (B, 4, 4) batch. Returns a float32 tensor
-    (B, C, rows, cols) on ``device``.
-    """
-    if integrator not in ("trilinear", "siddon"):
-        raise ValueError(f"unknown integrator {integrator!r} (trilinear or siddon)")
-    step = default_step_mm(volume) if step_mm is None else float(step_mm)
-    if step <= 0:
-        raise ValueError(f"step_mm must be positive, got {step}")
-    poses = np.asarray(camera_from_ct, dtype=np.float64).reshape(-1, 4, 4)
-    lo, hi = clip_box(volume, integrator)
-    rays = rays_for_poses(geometry, poses, volume.index_from_ct, lo, hi)
     device = torch.device(device)
-    use_numba = backend == "numba" or (backend == "auto" and device.type == "cpu")
-    n_channels = volume.data.shape[0]
+    if backend == "numba" or (backend == "auto" and device.type == "cpu"):
+        drr = project(volume, geometry, camera_from_ct, integrator=integrator, step_mm=step_mm)
+        return torch.from_numpy(np.ascontiguousarray(drr)).to(device)
+    from drr import kernels_torch
 
-    if use_numba:
-        from drr import kernels_numba
-
-        out = np.zeros((len(rays), n_channels), dtype=np.float32)
-        if integrator == "trilinear":
-            padded = padded_volume(volume)
-            kernels_numba.trilinear_march(
-                padded,
-                rays.origin,
-                rays.direction,
-                rays.mm_per_lambda,
-                rays.lam_in,
-                rays.lam_out,
-                step,
-                out,
-            )
-        else:
-            kernels_numba.siddon(
-                volume.data,
-                rays.origin,
-                rays.direction,
-                rays.mm_per_lambda,
-                rays.lam_in,
-                rays.lam_out,
-                out,
-            )
-        result = torch.from_numpy(out).to(device)
+    rays, step, b = _rays(volume, geometry, camera_from_ct, integrator, step_mm)
+    vol = device_volume(volume, device)
+    ray_dtype = torch.float64 if device.type == "cpu" else torch.float32
+    t = {
+        k: torch.from_numpy(getattr(rays, k)).to(device, ray_dtype)
+        for k in ("origin", "direction", "mm_per_lambda", "lam_in", "lam_out")
+    }
+    if integrator == "trilinear":
+        result = kernels_torch.trilinear_march(vol, **t, step_mm=step)
     else:
-        vol = torch.from_numpy(volume.data).to(device)
-        ray_dtype = torch.float64 if device.type == "cpu" else torch.float32
-        t = {
-            k: torch.from_numpy(getattr(rays, k)).to(device, ray_dtype)
-            for k in ("origin", "direction", "mm_per_lambda", "lam_in", "lam_out")
-        }
-        if integrator == "trilinear":
-            result = kernels_torch.trilinear_march(vol, **t, step_mm=step)
-        else:
-            result = kernels_torch.siddon(vol, **t)
-    b = len(poses)
-    return result.reshape(b, geometry.rows, geometry.cols, n_channels).permute(0, 3, 1, 2)
+        result = kernels_torch.siddon(vol, **t)
+    return result.reshape(b, geometry.rows, geometry.cols, -1).permute(0, 3, 1, 2)
 
 
+# One entry each: a volume can be hundreds of MB. Keyed by the array's identity, checked
+# against the array itself (an id can be reused once an array is freed).
 _PADDED_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_DEVICE_CACHE: dict[tuple[int, str], tuple[np.ndarray, object]] = {}
 
 
 def padded_volume(volume: Volume) -> np.ndarray:
@@ -124,6 +149,21 @@ def padded_volume(volume: Volume) -> np.ndarray:
     if hit is not None and hit[0] is volume.data:
         return hit[1]
     padded = np.pad(volume.data, ((0, 0), (1, 1), (1, 1), (1, 1)))
-    _PADDED_CACHE.clear()  # keep one: a volume can be hundreds of MB
+    _PADDED_CACHE.clear()
     _PADDED_CACHE[key] = (volume.data, padded)
     return padded
+
+
+def device_volume(volume: Volume, device) -> torch.Tensor:
+    """The volume's data on ``device``, uploaded once per volume (not once per render)."""
+    import torch
+
+    key = (id(volume.data), str(device))
+    hit = _DEVICE_CACHE.get(key)
+    if hit is not None and hit[0] is volume.data:
+        return hit[1]
+    tensor = torch.from_numpy(volume.data).to(device)
+    if len(_DEVICE_CACHE) >= 4:  # registration alternates a few bodies and levels
+        _DEVICE_CACHE.pop(next(iter(_DEVICE_CACHE)))
+    _DEVICE_CACHE[key] = (volume.data, tensor)
+    return tensor

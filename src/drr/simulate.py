@@ -101,7 +101,7 @@ def project_materials(
     at its own pose: line integrals add, so bodies that move apart render as a sum."""
     total = np.zeros((2, geometry.rows, geometry.cols))
     for volume, camera_from_ct in bodies:
-        areal = project(volume.cropped_to_support(), geometry, camera_from_ct)[0].numpy()
+        areal = project(volume.cropped_to_support(), geometry, camera_from_ct)[0]
         total += areal.astype(np.float64) / MM_PER_CM  # g/cm³ × mm → g/cm²
     return total
 

@@ -68,7 +68,7 @@ def registration_montage(
         axes[1].set_title("DRR edges: pelvis (cyan), femur (yellow)", fontsize=9)
         for i, body in enumerate(("pelvis", "femur")):
             pose = read_pose(r[body])
-            drr = project(bodies[body], g, pose.camera_from_ct).sum(dim=1)[0].numpy()
+            drr = project(bodies[body], g, pose.camera_from_ct).sum(axis=1)[0]
             edges = ndimage.binary_dilation(drr_edges(drr))  # two pixels wide: visible at 80 dpi
             layer = np.zeros((*edges.shape, 4))
             layer[edges] = to_rgba(COLOURS[body])

@@ -155,8 +155,10 @@ def register_body(
     thresholds: Thresholds,
     background: np.ndarray | None = None,
     seed: int = 2023,
+    device: str | None = None,
 ) -> BodyResult:
-    """Grid (unless ``grid`` is None: an explicit start is used as is), CMA-ES, assessment."""
+    """Grid (unless ``grid`` is None: an explicit start is used as is), CMA-ES, assessment.
+    ``device``: None or "cpu" (numba), or a torch device such as "cuda"."""
     t0 = time.perf_counter()
     points = body_points(volume)
     starts: list[np.ndarray] = []
@@ -169,6 +171,7 @@ def register_body(
             Level(search.grid_factor, 1.0, 0, volume_factor=search.grid_volume_factor),
             mask,
             background,
+            device,
         )
         poses, _ = grid_search(coarse, start, centre_ct, grid)
         ranked = distinct_starts(poses, points, search.restarts + 1, apart_mm=5.0)
@@ -187,8 +190,9 @@ def register_body(
         background=background,
         starts=starts,
         good_gc=search.good_gc,
+        device=device,
     )
-    finest = Scene(volume, pixels, geometry, search.levels[-1], mask, background)
+    finest = Scene(volume, pixels, geometry, search.levels[-1], mask, background, device)
     verdict = assess(result, finest, points, centre_ct, thresholds)
     return BodyResult(name, result, verdict, start, centre_ct, time.perf_counter() - t0)
 
@@ -204,12 +208,14 @@ def register_hip(
     initial_femur: np.ndarray | None = None,
     thresholds: Thresholds | None = None,
     seed: int = 2023,
+    device: str | None = None,
 ) -> dict[str, BodyResult]:
     """Pelvis, then the ``side`` femur. ``bodies`` from :func:`registration.bodies.hip_bodies`;
     ``head_ct`` the target femur's head centre, ``midline_ct`` a point on the body's
     midline, the heads' midpoint (LPS mm): the pelvis's centre of rotation and start. An
     initial pose given for a body is used as is (no grid); otherwise the standard AP
-    start and the grid."""
+    start and the grid. ``device``: where DRRs are rendered (None: the CPU's numba
+    kernels; "cuda": the torch kernels on the GPU)."""
     thresholds = thresholds or Thresholds()
     head_ct = np.asarray(head_ct, float)
     midline_ct = np.asarray(midline_ct, float)
@@ -230,12 +236,13 @@ def register_hip(
         usable,
         thresholds,
         seed=seed,
+        device=device,
     )
     pelvis_pose = pelvis.result.camera_from_ct
     # The pelvis and the other femur behind the target femur, at the pelvis's pose.
-    behind = [project(bodies["pelvis"], geometry, pelvis_pose).sum(dim=1)[0].numpy()]
+    behind = [project(bodies["pelvis"], geometry, pelvis_pose).sum(axis=1)[0]]
     if "femur_other" in bodies:
-        behind.append(project(bodies["femur_other"], geometry, pelvis_pose).sum(dim=1)[0].numpy())
+        behind.append(project(bodies["femur_other"], geometry, pelvis_pose).sum(axis=1)[0])
     background = np.sum(behind, axis=0)
     mask = usable * side_mask(geometry, pelvis_pose, head_ct, midline_ct)
     if initial_femur is None:
@@ -255,6 +262,7 @@ def register_hip(
         thresholds,
         background=background,
         seed=seed,
+        device=device,
     )
     femur.extra["side"] = side
     reach = femur_below_head_mm(bodies["femur"], head_ct)

@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 
 import cma
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import rigid_matrix, transform_points
-from drr.projector import project
+from drr.projector import project, project_tensor
 from drr.volume import Volume
 from registration.similarity import gradient_correlation
 
@@ -89,15 +87,32 @@ def downsample_geometry(g: ProjectionGeometry, f: int) -> ProjectionGeometry:
 
 def downsample_image(image: np.ndarray, f: int) -> np.ndarray:
     """f × f block means (rows and cols cut to multiples of f)."""
-    t = torch.as_tensor(np.asarray(image, np.float32))[None, None]
-    return F.avg_pool2d(t, f)[0, 0].numpy() if f > 1 else np.asarray(image, np.float32)
+    image = np.asarray(image, np.float32)
+    if f <= 1:
+        return image
+    r, c = image.shape[0] // f, image.shape[1] // f
+    blocks = image[: r * f, : c * f].reshape(r, f, c, f)
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+
+
+def block_means(data: np.ndarray, f: int) -> np.ndarray:
+    """Means of f × f × f blocks over the last three axes; a block the edge cuts is the
+    mean of the voxels it holds."""
+    lead, shape = data.shape[:-3], data.shape[-3:]
+    out = [-(-n // f) for n in shape]
+    padded = np.zeros((*lead, *(n * f for n in out)), np.float64)
+    padded[(..., *(slice(0, n) for n in shape))] = data
+    sums = padded.reshape(*lead, out[0], f, out[1], f, out[2], f).sum(axis=(-5, -3, -1))
+    counts = [np.minimum(f, n - f * np.arange(m)) for n, m in zip(shape, out, strict=True)]
+    n = counts[0][:, None, None] * counts[1][None, :, None] * counts[2][None, None, :]
+    return (sums / n).astype(np.float32)
 
 
 def downsample_volume(volume: Volume, f: int) -> Volume:
     """Block means of f³ voxels; the index affine follows (new index i ↔ old f·i + (f−1)/2)."""
     if f <= 1:
         return volume
-    data = F.avg_pool3d(torch.from_numpy(volume.data)[None], f, ceil_mode=True)[0].numpy()
+    data = block_means(volume.data, f)
     scale = np.diag([f, f, f, 1.0])
     scale[:3, 3] = (f - 1) / 2.0
     return Volume(data, volume.ct_from_index @ scale, volume.channels)
@@ -109,29 +124,53 @@ class Scene:
     ``background`` (full-resolution line integrals, e.g. the pelvis's DRR when the femur
     is searched) is added to every DRR: line integrals add, so the moving image is the
     whole scene, and edges the body does not explain are not held against it.
+
+    With ``device`` None images are NumPy arrays and DRRs come from the numba kernels
+    (the CPU, no torch); with a torch device they are tensors there, rendered by the
+    torch kernels on CUDA (numba's on "cpu"), and only the scores come back.
     """
 
-    def __init__(self, volume, radiograph, geometry, level: Level, mask=None, background=None):
+    def __init__(
+        self, volume, radiograph, geometry, level: Level, mask=None, background=None, device=None
+    ):
         f = level.factor
         self.geometry = g = downsample_geometry(geometry, f)
-        self.fixed = torch.from_numpy(downsample_image(radiograph, f)[: g.rows, : g.cols])
-        self.mask = None if mask is None else downsample_image(mask, f)[: g.rows, : g.cols] > 0.99
+        self.device = device
+        self.fixed = self._array(downsample_image(radiograph, f)[: g.rows, : g.cols])
+        self.mask = (
+            None
+            if mask is None
+            else self._array(downsample_image(mask, f)[: g.rows, : g.cols] > 0.99)
+        )
         self.background = (
             None
             if background is None
-            else torch.from_numpy(downsample_image(background, f)[: g.rows, : g.cols])
+            else self._array(downsample_image(background, f)[: g.rows, : g.cols])
         )
         self.volume = downsample_volume(volume, level.volume_downsampling(volume.spacing_mm))
         self.sigma_px = level.sigma_px
 
-    def drr(self, poses: np.ndarray) -> torch.Tensor:
-        d = project(self.volume, self.geometry, poses, integrator="trilinear").sum(dim=1)
+    def _array(self, a: np.ndarray):
+        a = np.ascontiguousarray(a, np.float32)
+        if self.device is None:
+            return a
+        import torch
+
+        return torch.from_numpy(a).to(self.device)
+
+    def drr(self, poses: np.ndarray):
+        """The moving images (B, rows, cols): the body's DRR plus the background."""
+        if self.device is None:
+            d = project(self.volume, self.geometry, poses).sum(axis=1)
+        else:
+            d = project_tensor(self.volume, self.geometry, poses, device=self.device).sum(dim=1)
         return d if self.background is None else d + self.background
 
     def gc(self, poses: np.ndarray) -> np.ndarray:
-        return gradient_correlation(
+        gc = gradient_correlation(
             self.fixed, self.drr(poses), mask=self.mask, sigma_px=self.sigma_px
-        ).numpy()
+        )
+        return np.asarray(gc) if self.device is None else gc.cpu().numpy()
 
 
 def cma_search(
@@ -181,6 +220,7 @@ def register_rigid(
     background: np.ndarray | None = None,
     starts: list[np.ndarray] | None = None,
     good_gc: float = 1.0,
+    device: str | None = None,
 ) -> Result:
     """Maximise GC(radiograph, DRR of ``volume`` [+ ``background``]) over the body's pose.
 
@@ -199,7 +239,7 @@ def register_rigid(
     x = np.zeros(6)
     total, records, gc = 0, [], float("nan")
     for i, level in enumerate(levels):
-        scene = Scene(volume, radiograph, geometry, level, mask, background)
+        scene = Scene(volume, radiograph, geometry, level, mask, background, device)
         stds = [s * level.step_scale for s in steps]
         candidates = [(base, x)] + ([(s, np.zeros(6)) for s in starts or []] if i == 0 else [])
         best = None

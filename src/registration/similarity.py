@@ -1,4 +1,7 @@
-"""Image similarity for 2D-3D registration, on batches of DRRs (torch).
+"""Image similarity for 2D-3D registration, on batches of images: NumPy arrays on the CPU
+(registration's search, without importing torch) or torch tensors on any device (the
+search on CUDA, and the decomposition networks' differentiable GC loss). One formula
+serves both: only the Gaussian smoothing has an implementation per array library.
 
 - :func:`gradient_correlation` (GC, Penney et al. 1998; the seed paper's measure): the
   mean of the normalised cross-correlations of the two images' horizontal and vertical
@@ -11,40 +14,55 @@
 
 All take a fixed image (H, W), a batch of moving images (B, H, W) and an optional mask
 (H, W) of pixels to use (collimation, burnt-out borders, text on the film are 0), and
-return (B,) scores in [−1, 1]. An optional Gaussian smoothing (σ in pixels) before the
-gradients suppresses the radiograph's noise.
+return (B,) scores in [−1, 1], of the fixed image's kind (NumPy in, NumPy out). An
+optional Gaussian smoothing (σ in pixels) before the gradients suppresses the
+radiograph's noise.
 """
 
 from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 EPS = 1e-8
+DIMS = (-2, -1)
 
 
-def gaussian_kernel(sigma_px: float, device=None, dtype=torch.float32) -> torch.Tensor:
+def _is_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def gaussian_kernel(sigma_px: float) -> np.ndarray:
+    """Normalised 1D Gaussian, radius ⌈3σ⌉ (float32)."""
     radius = max(1, math.ceil(3.0 * sigma_px))
-    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (x / sigma_px) ** 2)
-    return k / k.sum()
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma_px) ** 2)
+    return (k / k.sum()).astype(np.float32)
 
 
-def smooth(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, H, W) images (replicated edges)."""
+def smooth(images, sigma_px: float):
+    """Separable Gaussian blur of (B, H, W) images, edges replicated."""
     if sigma_px <= 0:
         return images
-    k = gaussian_kernel(sigma_px, images.device, images.dtype)
+    k = gaussian_kernel(sigma_px)
+    if not _is_tensor(images):
+        from scipy import ndimage
+
+        out = ndimage.correlate1d(images, k, axis=-1, mode="nearest")
+        return ndimage.correlate1d(out, k, axis=-2, mode="nearest")
+    import torch
+    import torch.nn.functional as F
+
+    kt = torch.from_numpy(k).to(images.device, images.dtype)
     r = (len(k) - 1) // 2
     x = images[:, None]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kt.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kt.view(1, 1, -1, 1))
     return x[:, 0]
 
 
-def gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gradients(images):
     """Central-difference gradients (d/dcol, d/drow) of (B, H, W) images on the interior
     (B, H-2, W-2): no border artefacts."""
     gx = (images[:, 1:-1, 2:] - images[:, 1:-1, :-2]) * 0.5
@@ -52,36 +70,43 @@ def gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return gx, gy
 
 
-def _ncc(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+def _ncc(a, b, w):
     """NCC over the last two dims of a (1 or B, ...) and b (B, ...), weighted by w."""
-    dims = (-2, -1)
     if w is None:
-        w = torch.ones_like(a)
-    n = w.sum(dim=dims, keepdim=True).clamp_min(EPS)
-    ma = (a * w).sum(dims, keepdim=True) / n
-    mb = (b * w).sum(dims, keepdim=True) / n
-    da, db = (a - ma) * w, (b - mb) * w
-    num = (da * db).sum(dims)
+        n = a.shape[-2] * a.shape[-1]
+        da = a - a.sum(axis=DIMS, keepdims=True) / n
+        db = b - b.sum(axis=DIMS, keepdims=True) / n
+    else:
+        n = w.sum(axis=DIMS, keepdims=True).clip(min=EPS)
+        da = (a - (a * w).sum(axis=DIMS, keepdims=True) / n) * w
+        db = (b - (b * w).sum(axis=DIMS, keepdims=True) / n) * w
+    num = (da * db).sum(axis=DIMS)
     # Clamped before the root: at a flat image sqrt's derivative is infinite, and the
     # gradient through a clamp after it would be 0 · ∞ = NaN (a training-loss killer).
-    den = torch.sqrt(((da * da).sum(dims) * (db * db).sum(dims)).clamp_min(EPS * EPS))
+    den = ((da * da).sum(axis=DIMS) * (db * db).sum(axis=DIMS)).clip(min=EPS * EPS) ** 0.5
     return num / den
 
 
 def _prepare(fixed, moving, mask, sigma_px):
-    fixed = torch.as_tensor(fixed, dtype=torch.float32)
-    moving = torch.as_tensor(moving, dtype=torch.float32, device=fixed.device)
+    if _is_tensor(fixed) or _is_tensor(moving):
+        import torch
+
+        fixed = torch.as_tensor(fixed, dtype=torch.float32)
+        moving = torch.as_tensor(moving, dtype=torch.float32, device=fixed.device)
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.float32, device=fixed.device)
+    else:
+        fixed = np.asarray(fixed, np.float32)
+        moving = np.asarray(moving, np.float32)
+        mask = None if mask is None else np.asarray(mask, np.float32)
     if moving.ndim == 2:
         moving = moving[None]
-    if fixed.shape != moving.shape[1:]:
+    if tuple(fixed.shape) != tuple(moving.shape[1:]):
         raise ValueError(f"fixed {tuple(fixed.shape)} and moving {tuple(moving.shape[1:])} differ")
-    f = smooth(fixed[None], sigma_px)
-    m = smooth(moving, sigma_px)
-    w = None if mask is None else torch.as_tensor(mask, dtype=torch.float32, device=fixed.device)
-    return f, m, w
+    return smooth(fixed[None], sigma_px), smooth(moving, sigma_px), mask
 
 
-def gradient_correlation(fixed, moving, mask=None, sigma_px: float = 0.0) -> torch.Tensor:
+def gradient_correlation(fixed, moving, mask=None, sigma_px: float = 0.0):
     """GC of each moving image (B, H, W) with the fixed image (H, W): (B,) in [−1, 1]."""
     f, m, w = _prepare(fixed, moving, mask, sigma_px)
     fx, fy = gradients(f)
@@ -90,22 +115,22 @@ def gradient_correlation(fixed, moving, mask=None, sigma_px: float = 0.0) -> tor
     return 0.5 * (_ncc(fx, mx, wi) + _ncc(fy, my, wi))
 
 
-def paired_gradient_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def paired_gradient_correlation(a, b):
     """GC of each image of a batch (B, H, W) with its partner in another (B, H, W): (B,).
-    Differentiable; the decomposition networks' GC loss."""
+    Differentiable on tensors; the decomposition networks' GC loss."""
     ax, ay = gradients(a)
     bx, by = gradients(b)
     return 0.5 * (_ncc(ax, bx, None) + _ncc(ay, by, None))
 
 
-def normalized_cross_correlation(fixed, moving, mask=None, sigma_px: float = 0.0) -> torch.Tensor:
+def normalized_cross_correlation(fixed, moving, mask=None, sigma_px: float = 0.0):
     f, m, w = _prepare(fixed, moving, mask, sigma_px)
     return _ncc(f, m, None if w is None else w[None])
 
 
 def patchwise_gradient_correlation(
     fixed, moving, patch_px: int = 32, mask=None, sigma_px: float = 0.0
-) -> torch.Tensor:
+):
     """GC computed in non-overlapping patch_px × patch_px patches, averaged over the
     patches with gradient content in the fixed image (flat patches carry no edge)."""
     f, m, w = _prepare(fixed, moving, mask, sigma_px)
@@ -118,13 +143,13 @@ def patchwise_gradient_correlation(
 
     def patches(t):  # (B, H, W) → (B, P, patch, patch)
         t = t[..., : ph * patch_px, : pw * patch_px]
-        t = t.reshape(t.shape[0], ph, patch_px, pw, patch_px).transpose(2, 3)
+        t = t.reshape(t.shape[0], ph, patch_px, pw, patch_px).swapaxes(2, 3)
         return t.reshape(t.shape[0], ph * pw, patch_px, patch_px)
 
     wi = None if w is None else patches(w[1:-1, 1:-1][None])
     score = 0.5 * (
         _ncc(patches(fx), patches(mx), wi) + _ncc(patches(fy), patches(my), wi)
     )  # (B, P)
-    energy = (patches(fx) ** 2 + patches(fy) ** 2).mean(dim=(-2, -1))[0]  # (P,)
+    energy = (patches(fx) ** 2 + patches(fy) ** 2).mean(axis=DIMS)[0]  # (P,)
     keep = energy > 0.05 * energy.max()
-    return score[:, keep].mean(dim=1)
+    return score[:, keep].mean(axis=1)
