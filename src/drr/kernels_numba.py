@@ -34,9 +34,75 @@ def _trilinear(v, x, y, z):
     return c0 + (c1 - c0) * fz
 
 
+@numba.njit(inline="always")
+def _ray(frames_pixels, frames_to_index, b, p):
+    """Direction (index space) of pixel p's ray in pose b: pixels[p] @ to_index[b]."""
+    qx = frames_pixels[p, 0]
+    qy = frames_pixels[p, 1]
+    qz = frames_pixels[p, 2]
+    m = frames_to_index[b]
+    return (
+        qx * m[0, 0] + qy * m[1, 0] + qz * m[2, 0],
+        qx * m[0, 1] + qy * m[1, 1] + qz * m[2, 1],
+        qx * m[0, 2] + qy * m[1, 2] + qz * m[2, 2],
+    )
+
+
+@numba.njit(inline="always")
+def _clip(o, d, lo, hi, near, far):
+    """Narrow [near, far] to where o + λd lies within [lo, hi] on one axis (slab method)."""
+    if d == 0.0:
+        if o < lo or o > hi:
+            return 1.0, 0.0
+        return near, far
+    t0 = (lo - o) / d
+    t1 = (hi - o) / d
+    return max(near, min(t0, t1)), min(far, max(t0, t1))
+
+
+@numba.njit(inline="always")
+def _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi):
+    """Entry and exit λ of the ray in the box [lo, hi], within [0, 1] (λ = 1: the pixel)."""
+    a, b = _clip(ox, dx, lo[0], hi[0], 0.0, 1.0)
+    a, b = _clip(oy, dy, lo[1], hi[1], a, b)
+    return _clip(oz, dz, lo[2], hi[2], a, b)
+
+
+@numba.njit(inline="always", boundscheck=False, fastmath=True)
+def _march_ray(padded, ox, oy, oz, dx, dy, dz, length, a, b, step_mm, out, r):
+    """One ray of :func:`trilinear_march` into out[r]."""
+    if b <= a:
+        return
+    dl = step_mm / length
+    k_first = math.ceil(a / dl - 0.5)
+    n = math.floor(b / dl - 0.5) - k_first + 1
+    if n <= 0:
+        return
+    lam0 = (k_first + 0.5) * dl
+    # +1: the padding shifts every index.
+    x0 = ox + 1.0 + lam0 * dx
+    y0 = oy + 1.0 + lam0 * dy
+    z0 = oz + 1.0 + lam0 * dz
+    sx = dl * dx
+    sy = dl * dy
+    sz = dl * dz
+    for c in range(padded.shape[0]):
+        v = padded[c]
+        x, y, z = x0, y0, z0
+        acc = 0.0
+        for _ in range(n):
+            acc += _trilinear(v, x, y, z)
+            x += sx
+            y += sy
+            z += sz
+        out[r, c] = acc * step_mm
+
+
 @numba.njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
-def trilinear_march(padded, origin, direction, mm_per_lambda, lam_in, lam_out, step_mm, out):
-    """∫ f dl by sampling the trilinear interpolant every ``step_mm`` along each ray.
+def trilinear_march(padded, pixels, mm_per_lambda, source, to_index, lo, hi, step_mm, out):
+    """∫ f dl by sampling the trilinear interpolant every ``step_mm`` along each ray of
+    every pose (:class:`drr.rays.PoseFrames`), clipped to the index box [lo, hi]; out
+    (B·P, C), pose-major.
 
     Samples sit on a lattice anchored at the source (λ = (k + ½)·step / length), not
     fitted to the clip box, so cropping the volume or changing its box moves no sample.
@@ -45,36 +111,16 @@ def trilinear_march(padded, origin, direction, mm_per_lambda, lam_in, lam_out, s
     in bounds; ray coordinates are in unpadded index space. Channels share the ray's
     sample positions; each channel keeps its sum in a register.
     """
-    n_channels = padded.shape[0]
-    for r in numba.prange(origin.shape[0]):
-        a = lam_in[r]
-        b = lam_out[r]
-        if b <= a:
-            continue
-        length = mm_per_lambda[r]
-        dl = step_mm / length
-        k_first = math.ceil(a / dl - 0.5)
-        n = math.floor(b / dl - 0.5) - k_first + 1
-        if n <= 0:
-            continue
-        lam0 = (k_first + 0.5) * dl
-        # +1: the padding shifts every index.
-        x0 = origin[r, 0] + 1.0 + lam0 * direction[r, 0]
-        y0 = origin[r, 1] + 1.0 + lam0 * direction[r, 1]
-        z0 = origin[r, 2] + 1.0 + lam0 * direction[r, 2]
-        sx = dl * direction[r, 0]
-        sy = dl * direction[r, 1]
-        sz = dl * direction[r, 2]
-        for c in range(n_channels):
-            v = padded[c]
-            x, y, z = x0, y0, z0
-            acc = 0.0
-            for _ in range(n):
-                acc += _trilinear(v, x, y, z)
-                x += sx
-                y += sy
-                z += sz
-            out[r, c] = acc * step_mm
+    n_pixels = pixels.shape[0]
+    for r in numba.prange(source.shape[0] * n_pixels):
+        b = r // n_pixels
+        p = r - b * n_pixels
+        dx, dy, dz = _ray(pixels, to_index, b, p)
+        ox, oy, oz = source[b, 0], source[b, 1], source[b, 2]
+        lam_in, lam_out = _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi)
+        _march_ray(
+            padded, ox, oy, oz, dx, dy, dz, mm_per_lambda[p], lam_in, lam_out, step_mm, out, r
+        )
 
 
 @numba.njit(inline="always")
@@ -87,61 +133,67 @@ def _first_crossing(o, d, i):
     return np.inf, np.inf, 0
 
 
-@numba.njit(parallel=True, cache=True, boundscheck=False)
-def siddon(volume, origin, direction, mm_per_lambda, lam_in, lam_out, out):
-    """Exact ∫ f dl of the voxelised (piecewise constant) volume, voxel by voxel (Jacobs).
-
-    Rays must be clipped to the voxel boundary box [-0.5, N - 0.5]. All per-ray state is
-    scalar (no allocation per ray: short rays through small volumes are dominated by
-    per-ray overhead otherwise).
-    """
+@numba.njit(inline="always", boundscheck=False)
+def _siddon_ray(volume, ox, oy, oz, dx, dy, dz, length, a, b, out, r):
+    """One ray of :func:`siddon` into out[r]. All state is scalar (no allocation per
+    ray: short rays through small volumes are dominated by per-ray overhead otherwise)."""
+    if b <= a:
+        return
     n_channels, nz, ny, nx = volume.shape
-    for r in numba.prange(origin.shape[0]):
-        a = lam_in[r]
-        b = lam_out[r]
-        if b <= a:
-            continue
-        # The first voxel: where the ray is just after entering (ties broken by direction).
-        start = a + 1e-7 * (b - a)
-        ox, oy, oz = origin[r, 0], origin[r, 1], origin[r, 2]
-        dx, dy, dz = direction[r, 0], direction[r, 1], direction[r, 2]
-        i = min(max(math.floor(ox + start * dx + 0.5), 0), nx - 1)
-        j = min(max(math.floor(oy + start * dy + 0.5), 0), ny - 1)
-        k = min(max(math.floor(oz + start * dz + 0.5), 0), nz - 1)
-        next_x, step_x, di = _first_crossing(ox, dx, i)
-        next_y, step_y, dj = _first_crossing(oy, dy, j)
-        next_z, step_z, dk = _first_crossing(oz, dz, k)
-        for c in range(n_channels):
-            v = volume[c]
-            acc = 0.0
-            cur = a
-            ii, jj, kk = i, j, k
-            nxt_x, nxt_y, nxt_z = next_x, next_y, next_z
-            while True:
-                if nxt_x <= nxt_y and nxt_x <= nxt_z:
-                    nxt = nxt_x
-                elif nxt_y <= nxt_z:
-                    nxt = nxt_y
-                else:
-                    nxt = nxt_z
-                if nxt >= b:
-                    acc += (b - cur) * v[kk, jj, ii]
+    # The first voxel: where the ray is just after entering (ties broken by direction).
+    start = a + 1e-7 * (b - a)
+    i = min(max(math.floor(ox + start * dx + 0.5), 0), nx - 1)
+    j = min(max(math.floor(oy + start * dy + 0.5), 0), ny - 1)
+    k = min(max(math.floor(oz + start * dz + 0.5), 0), nz - 1)
+    next_x, step_x, di = _first_crossing(ox, dx, i)
+    next_y, step_y, dj = _first_crossing(oy, dy, j)
+    next_z, step_z, dk = _first_crossing(oz, dz, k)
+    for c in range(n_channels):
+        v = volume[c]
+        acc = 0.0
+        cur = a
+        ii, jj, kk = i, j, k
+        nxt_x, nxt_y, nxt_z = next_x, next_y, next_z
+        while True:
+            if nxt_x <= nxt_y and nxt_x <= nxt_z:
+                nxt = nxt_x
+            elif nxt_y <= nxt_z:
+                nxt = nxt_y
+            else:
+                nxt = nxt_z
+            if nxt >= b:
+                acc += (b - cur) * v[kk, jj, ii]
+                break
+            acc += (nxt - cur) * v[kk, jj, ii]
+            cur = nxt
+            if nxt == nxt_x:
+                ii += di
+                nxt_x += step_x
+                if ii < 0 or ii >= nx:
                     break
-                acc += (nxt - cur) * v[kk, jj, ii]
-                cur = nxt
-                if nxt == nxt_x:
-                    ii += di
-                    nxt_x += step_x
-                    if ii < 0 or ii >= nx:
-                        break
-                elif nxt == nxt_y:
-                    jj += dj
-                    nxt_y += step_y
-                    if jj < 0 or jj >= ny:
-                        break
-                else:
-                    kk += dk
-                    nxt_z += step_z
-                    if kk < 0 or kk >= nz:
-                        break
-            out[r, c] = acc * mm_per_lambda[r]
+            elif nxt == nxt_y:
+                jj += dj
+                nxt_y += step_y
+                if jj < 0 or jj >= ny:
+                    break
+            else:
+                kk += dk
+                nxt_z += step_z
+                if kk < 0 or kk >= nz:
+                    break
+        out[r, c] = acc * length
+
+
+@numba.njit(parallel=True, cache=True, boundscheck=False)
+def siddon(volume, pixels, mm_per_lambda, source, to_index, lo, hi, out):
+    """Exact ∫ f dl of the voxelised (piecewise constant) volume, voxel by voxel (Jacobs),
+    along each ray of every pose (:class:`drr.rays.PoseFrames`), clipped to the voxel
+    boundary box [lo, hi] = [-0.5, N - 0.5]; out (B·P, C), pose-major."""
+    n_pixels = pixels.shape[0]
+    for r in numba.prange(source.shape[0] * n_pixels):
+        b = r // n_pixels
+        p = r - b * n_pixels
+        dx, dy, dz = _ray(pixels, to_index, b, p)
+        ox, oy, oz = source[b, 0], source[b, 1], source[b, 2]
+        lam_in, lam_out = _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi)
+        _siddon_ray(volume, ox, oy, oz, dx, dy, dz, mm_per_lambda[p], lam_in, lam_out, out, r)

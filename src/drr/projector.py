@@ -1,7 +1,8 @@
 """Project a volume: B poses × C channels of line integrals in one call.
 
-Rays are computed once (:mod:`drr.rays`, the conventions' geometry), then integrated
-with one of two integrators:
+Rays follow from the conventions' geometry in one place (:mod:`drr.rays`); the numba
+kernels expand each ray from its pose and pixel as they go, the torch kernels take them
+as arrays. Two integrators:
 
 - ``"trilinear"`` (default): midpoint samples of the trilinear interpolant, step at most
   ``step_mm`` (default half the smallest voxel spacing); the volume is taken as zero one
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from conventions.geometry import ProjectionGeometry
-from drr.rays import Rays, rays_for_poses
+from drr.rays import Rays, pose_frames, rays_for_poses
 from drr.volume import Volume
 
 if TYPE_CHECKING:  # torch is imported only where tensors are made
@@ -48,13 +49,18 @@ def clip_box(volume: Volume, integrator: Integrator) -> tuple[np.ndarray, np.nda
     return np.full(3, -1.0 + eps), n - eps
 
 
-def _rays(volume, geometry, camera_from_ct, integrator, step_mm) -> tuple[Rays, float, int]:
-    """The clipped rays of every pose, the step and the number of poses."""
+def _checked_step(volume: Volume, integrator: str, step_mm: float | None) -> float:
     if integrator not in ("trilinear", "siddon"):
         raise ValueError(f"unknown integrator {integrator!r} (trilinear or siddon)")
     step = default_step_mm(volume) if step_mm is None else float(step_mm)
     if step <= 0:
         raise ValueError(f"step_mm must be positive, got {step}")
+    return step
+
+
+def _rays(volume, geometry, camera_from_ct, integrator, step_mm) -> tuple[Rays, float, int]:
+    """The clipped rays of every pose, the step and the number of poses."""
+    step = _checked_step(volume, integrator, step_mm)
     poses = np.asarray(camera_from_ct, dtype=np.float64).reshape(-1, 4, 4)
     lo, hi = clip_box(volume, integrator)
     return rays_for_poses(geometry, poses, volume.index_from_ct, lo, hi), step, len(poses)
@@ -73,31 +79,18 @@ def project(
     ``camera_from_ct`` is one (4, 4) pose or a (B, 4, 4) batch. Returns a float32 array
     (B, C, rows, cols).
     """
-    from drr import kernels_numba  # compiled on first use, then from numba's cache
+    from drr import kernels_numba  # compiled once per machine: numba's cache
 
-    rays, step, b = _rays(volume, geometry, camera_from_ct, integrator, step_mm)
-    out = np.zeros((len(rays), volume.data.shape[0]), dtype=np.float32)
+    step = _checked_step(volume, integrator, step_mm)
+    f = pose_frames(geometry, camera_from_ct, volume.index_from_ct)
+    lo, hi = clip_box(volume, integrator)
+    b = len(f.source)
+    out = np.zeros((b * len(f.pixels), volume.data.shape[0]), dtype=np.float32)
+    frames = (f.pixels, f.mm_per_lambda, f.source, f.to_index, lo, hi)
     if integrator == "trilinear":
-        kernels_numba.trilinear_march(
-            padded_volume(volume),
-            rays.origin,
-            rays.direction,
-            rays.mm_per_lambda,
-            rays.lam_in,
-            rays.lam_out,
-            step,
-            out,
-        )
+        kernels_numba.trilinear_march(padded_volume(volume), *frames, step, out)
     else:
-        kernels_numba.siddon(
-            volume.data,
-            rays.origin,
-            rays.direction,
-            rays.mm_per_lambda,
-            rays.lam_in,
-            rays.lam_out,
-            out,
-        )
+        kernels_numba.siddon(volume.data, *frames, out)
     return out.reshape(b, geometry.rows, geometry.cols, -1).transpose(0, 3, 1, 2)
 
 

@@ -32,6 +32,32 @@ class Rays:
         return np.maximum(self.lam_out - self.lam_in, 0.0) * self.mm_per_lambda
 
 
+@dataclass
+class PoseFrames:
+    """Rays of every pose, factored: pixel p of pose b runs from ``source[b]`` along
+    ``pixels[p] @ to_index[b]`` (index space). The kernels expand it one ray at a time,
+    so a batch of poses costs no (B × P, 3) temporaries."""
+
+    pixels: np.ndarray  # (P, 3) pixel centres, camera frame (mm)
+    mm_per_lambda: np.ndarray  # (P,) source-to-pixel distance (mm)
+    source: np.ndarray  # (B, 3) the source in index space
+    to_index: np.ndarray  # (B, 3, 3) camera direction (row) → index direction (row)
+
+
+def pose_frames(
+    geometry: ProjectionGeometry, camera_from_ct: np.ndarray, index_from_ct: np.ndarray
+) -> PoseFrames:
+    """A camera point q is the CT point Rᵀ(q − t); the source is q = 0. The ray from the
+    source to pixel q is therefore Rᵀq in CT space and M·Rᵀq in index space (M the
+    linear part of ``index_from_ct``): as a row, q·(R Mᵀ)."""
+    poses = np.asarray(camera_from_ct, dtype=np.float64).reshape(-1, 4, 4)
+    pixels, length = _pixel_centres(geometry)
+    m_idx, t_idx = index_from_ct[:3, :3], index_from_ct[:3, 3]
+    r, t = poses[:, :3, :3], poses[:, :3, 3]
+    source = np.einsum("bkj,bk->bj", r, -t) @ m_idx.T + t_idx  # M(−Rᵀt) + t_idx
+    return PoseFrames(pixels, length, np.ascontiguousarray(source), r @ m_idx.T)
+
+
 def rays_for_poses(
     geometry: ProjectionGeometry,
     camera_from_ct: np.ndarray,
@@ -39,21 +65,14 @@ def rays_for_poses(
     box_lo: np.ndarray,
     box_hi: np.ndarray,
 ) -> Rays:
-    """Rays of every pixel of every pose (B, 4, 4), pose-major then row-major order.
-
-    A camera point q is the CT point Rᵀ(q − t); the source is q = 0. The ray from the
-    source to pixel q is therefore Rᵀq in CT space and M·Rᵀq in index space (M the
-    linear part of ``index_from_ct``).
-    """
-    poses = np.asarray(camera_from_ct, dtype=np.float64).reshape(-1, 4, 4)
-    pixels, length = _pixel_centres(geometry)
-    m_idx, t_idx = index_from_ct[:3, :3], index_from_ct[:3, 3]
-    r, t = poses[:, :3, :3], poses[:, :3, 3]
-    source_idx = np.einsum("bkj,bk->bj", r, -t) @ m_idx.T + t_idx  # M(−Rᵀt) + t_idx
-    direction = np.matmul(pixels[None], r @ m_idx.T).reshape(-1, 3)  # rows M Rᵀ q
-    origin = np.repeat(source_idx, len(pixels), axis=0)
+    """Rays of every pixel of every pose (B, 4, 4), pose-major then row-major order
+    (:class:`PoseFrames` expanded), clipped to the index-space box [box_lo, box_hi]."""
+    f = pose_frames(geometry, camera_from_ct, index_from_ct)
+    n_pixels = len(f.pixels)
+    direction = np.matmul(f.pixels[None], f.to_index).reshape(-1, 3)
+    origin = np.repeat(f.source, n_pixels, axis=0)
     lam_in, lam_out = clip_to_box(origin, direction, np.asarray(box_lo), np.asarray(box_hi))
-    return Rays(origin, direction, np.tile(length, len(poses)), lam_in, lam_out)
+    return Rays(origin, direction, np.tile(f.mm_per_lambda, len(f.source)), lam_in, lam_out)
 
 
 @functools.lru_cache(maxsize=8)
