@@ -37,39 +37,37 @@ class BodySearch:
     levels: tuple[Level, ...]
     steps: tuple[float, ...]
     bounds: tuple[float, ...]
-    grid_factor: int
-    grid_volume_factor: int
+    grid: Level  # the coarse grid's pixel and voxel sizes (its evaluations: the grid's)
     restarts: int = 2  # runners-up of the grid tried when the first start scores < good_gc
     good_gc: float = 0.35
 
 
 PELVIS_SEARCH = BodySearch(
     levels=(
-        Level(8, 1.0, 1200),
+        Level(6.4, 1.0, 1200, voxel_mm=16.0),
         # Depth is read from the pelvis's size (magnification): 3 mm of depth scale it by
         # 0.3 %. A volume binned to 6-12 mm voxels blurs that away: the real CT (3 mm)
         # binned as its images are put its pelvis 3-4 mm off in depth (mTRE ~3 mm), so
         # the finer levels keep voxels of at most 6 and 4 mm.
-        Level(4, 1.0, 800, step_scale=1 / 3, max_voxel_mm=6.0),
-        Level(2, 1.0, 400, step_scale=1 / 6, max_voxel_mm=4.0),
+        Level(3.2, 1.0, 800, voxel_mm=6.0, step_scale=1 / 3),
+        Level(1.6, 1.0, 400, voxel_mm=4.0, step_scale=1 / 6),
     ),
     steps=(3.0, 3.0, 3.0, 3.0, 3.0, 15.0),
     bounds=(20.0, 20.0, 20.0, 30.0, 30.0, 120.0),
-    grid_factor=8,
-    grid_volume_factor=8,
+    grid=Level(6.4, 1.0, 0, voxel_mm=16.0),
 )
 FEMUR_SEARCH = BodySearch(
     levels=(
-        Level(4, 1.0, 600, volume_factor=2),
-        Level(2, 1.0, 400, volume_factor=2, step_scale=0.5),
-        Level(1, 1.0, 240, volume_factor=1, step_scale=0.25),
+        Level(3.2, 1.0, 600, voxel_mm=4.0),
+        Level(1.6, 1.0, 400, voxel_mm=4.0, step_scale=0.5),
+        # The last level at the CT's own voxels (binned only below 1 mm).
+        Level(0.8, 1.0, 240, voxel_mm=1.0, step_scale=0.25),
     ),
     # Out-of-plane turns (flexion, rotation about the shaft) are small and weakly seen;
     # the in-plane turn (ab/adduction) was set by the grid; the head barely translates.
     steps=(2.0, 2.0, 2.0, 0.3, 0.3, 0.3),
     bounds=(15.0, 15.0, 15.0, 2.0, 2.0, 2.0),
-    grid_factor=4,
-    grid_volume_factor=2,
+    grid=Level(3.2, 1.0, 0, voxel_mm=4.0),
 )
 FEMUR_GRID_DEG = np.arange(-40.0, 40.0 + 1e-9, 2.0)
 
@@ -168,7 +166,7 @@ def register_body(
             volume,
             pixels,
             geometry,
-            Level(search.grid_factor, 1.0, 0, volume_factor=search.grid_volume_factor),
+            search.grid,
             mask,
             background,
             device,

@@ -6,8 +6,8 @@ The pose is searched as a correction to an initial ``camera_from_ct``: a rotatio
 translation (mm), both along the camera's axes, so in-plane (x, y) and depth (z) get
 their own scales and bounds; depth is what a single view constrains least. Each CMA-ES
 generation is rendered as one batch of DRRs. Levels run coarse to fine: the images
-binned by ``factor`` and the volume by ``volume_factor`` (the same by default, less where
-``max_voxel_mm`` asks), each level starting where the last one ended. Another body's
+binned to a level's pixel size and the volume to its voxel size, each level starting
+where the last one ended. Another body's
 DRR may be added to every moving image as a fixed background (the pelvis behind the
 femur).
 """
@@ -36,24 +36,32 @@ RIGID_BOUNDS = (30.0, 30.0, 30.0, 60.0, 60.0, 120.0)
 
 @dataclass
 class Level:
-    factor: int  # image downsampling (pixels binned factor × factor)
-    sigma_px: float = 1.0  # smoothing before the gradients
+    """One level of the coarse-to-fine search, in the patient's millimetres rather than in
+    pixels, so a clinical film of 0.14 mm pixels is searched at the same physical
+    resolutions as the phantom's 0.8 mm ones (its factors are just larger)."""
+
+    pixel_mm: float  # the detector pixel this level compares at (radiograph pixels binned)
+    sigma_px: float = 1.0  # smoothing before the gradients, in this level's pixels
     max_evaluations: int = 1500
-    volume_factor: int | None = None  # volume downsampling; None: as the image
+    # The largest binned voxel of the volume: it is binned by the largest factor that
+    # keeps its voxels within this. None: binned by the image's factor. Binning a 3 mm CT
+    # to 6 mm put the real CT's pelvis 3-4 mm off in depth.
+    voxel_mm: float | None = None
     step_scale: float = 1.0  # CMA-ES's first spread, as a fraction of ``steps``
-    # The volume is binned less where its coarsest binned voxel would exceed this: binning
-    # a 3 mm CT to 6 mm put the real CT's pelvis 3-4 mm off in depth.
-    max_voxel_mm: float | None = None
 
-    def volume_downsampling(self, spacing_mm) -> int:
-        f = self.factor if self.volume_factor is None else self.volume_factor
-        if self.max_voxel_mm is not None:
-            while f > 1 and f * float(np.max(spacing_mm)) > self.max_voxel_mm + 1e-6:
-                f -= 1
-        return f
+    def image_factor(self, geometry: ProjectionGeometry) -> int:
+        """Radiograph pixels binned per side: the nearest to ``pixel_mm``, at least 1."""
+        spacing = min(geometry.row_spacing_mm, geometry.col_spacing_mm)
+        return max(1, round(self.pixel_mm / spacing))
+
+    def volume_factor(self, spacing_mm, image_factor: int) -> int:
+        if self.voxel_mm is None:
+            return image_factor
+        return max(1, int((self.voxel_mm + 1e-6) // float(np.max(spacing_mm))))
 
 
-DEFAULT_LEVELS = (Level(4, 1.0, 1200), Level(2, 1.0, 800, step_scale=1 / 3))
+# For a radiograph of 1.2 mm pixels: binned 4× then 2×.
+DEFAULT_LEVELS = (Level(4.8, 1.0, 1200), Level(2.4, 1.0, 800, step_scale=1 / 3))
 
 
 @dataclass
@@ -133,7 +141,7 @@ class Scene:
     def __init__(
         self, volume, radiograph, geometry, level: Level, mask=None, background=None, device=None
     ):
-        f = level.factor
+        self.factor = f = level.image_factor(geometry)
         self.geometry = g = downsample_geometry(geometry, f)
         self.device = device
         self.fixed = self._array(downsample_image(radiograph, f)[: g.rows, : g.cols])
@@ -147,7 +155,7 @@ class Scene:
             if background is None
             else self._array(downsample_image(background, f)[: g.rows, : g.cols])
         )
-        self.volume = downsample_volume(volume, level.volume_downsampling(volume.spacing_mm))
+        self.volume = downsample_volume(volume, level.volume_factor(volume.spacing_mm, f))
         self.sigma_px = level.sigma_px
 
     def _array(self, a: np.ndarray):
@@ -258,7 +266,7 @@ def register_rigid(
         pose = correction(x, transform_points(base, centre_ct)) @ base
         records.append(
             {
-                "factor": level.factor,
+                "factor": scene.factor,
                 "gc": gc,
                 "evaluations": spent,
                 "camera_from_ct": pose.tolist(),
