@@ -130,7 +130,8 @@ def main() -> int:
             "--out", str(d / "ours.mha"),
         ]  # fmt: skip
         t_ours = wall(ours, a.repeats)
-        print(f"\none 256 × 256 DRR, whole process: python -m drr {statistics.median(t_ours):.2f} s")
+        t = statistics.median(t_ours)
+        print(f"\none 256 × 256 DRR, whole process: python -m drr {t:.2f} s")
         if exe:
             from conventions.geometry import ProjectionGeometry
             from drr.plastimatch import drr_options

@@ -16,20 +16,20 @@ import itertools
 import numpy as np
 
 from conventions.pose import transform_points
-from registration.rigid import Scene, correction
+from registration.rigid import Scene, corrections
 
 
 def grid_search(
     scene: Scene,
     pose: np.ndarray,
     centre_ct: np.ndarray,
-    corrections: np.ndarray,
+    grid: np.ndarray,
     batch: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """GC of ``pose`` corrected by each row of ``corrections`` (rotvec°, mm; camera axes,
+    """GC of ``pose`` corrected by each row of ``grid`` (rotvec°, mm; camera axes,
     about ``centre_ct``). Returns the poses (N, 4, 4) and their GC (N,), best first."""
     centre = transform_points(pose, centre_ct)
-    poses = np.stack([correction(x, centre) @ pose for x in corrections])
+    poses = corrections(grid, centre) @ pose
     gc = np.concatenate([scene.gc(poses[i : i + batch]) for i in range(0, len(poses), batch)])
     order = np.argsort(-gc)
     return poses[order], gc[order]

@@ -22,10 +22,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from conventions.geometry import ProjectionGeometry
-from conventions.pose import rigid_matrix, transform_points
+from conventions.pose import transform_points
 from drr.projector import project, project_tensor
 from drr.volume import Volume
-from registration.similarity import gradient_correlation
+from registration.similarity import GradientCorrelation
 
 # Search scales (1 SD of CMA-ES's first generation) and bounds of the correction, in the
 # order of its parameters: rotation vector about camera x, y, z (degrees), translation
@@ -75,9 +75,19 @@ class Result:
 
 def correction(x: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
     """4×4 camera-frame correction for parameters x = (rotvec°, translation mm)."""
-    r = Rotation.from_rotvec(np.deg2rad(x[:3])).as_matrix()
+    return corrections(np.asarray(x, float)[None], centre_camera)[0]
+
+
+def corrections(xs: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) corrections for N parameter rows at once (a CMA-ES generation, a grid)."""
+    xs = np.asarray(xs, float)
+    r = Rotation.from_rotvec(np.deg2rad(xs[:, :3])).as_matrix()
     c = np.asarray(centre_camera, float)
-    return rigid_matrix(r, c - r @ c + x[3:6])
+    out = np.zeros((len(xs), 4, 4))
+    out[:, :3, :3] = r
+    out[:, :3, 3] = c - r @ c + xs[:, 3:6]
+    out[:, 3, 3] = 1.0
+    return out
 
 
 def downsample_geometry(g: ProjectionGeometry, f: int) -> ProjectionGeometry:
@@ -156,7 +166,7 @@ class Scene:
             else self._array(downsample_image(background, f)[: g.rows, : g.cols])
         )
         self.volume = downsample_volume(volume, level.volume_factor(volume.spacing_mm, f))
-        self.sigma_px = level.sigma_px
+        self.similarity = GradientCorrelation(self.fixed, self.mask, level.sigma_px)
 
     def _array(self, a: np.ndarray):
         a = np.ascontiguousarray(a, np.float32)
@@ -175,9 +185,7 @@ class Scene:
         return d if self.background is None else d + self.background
 
     def gc(self, poses: np.ndarray) -> np.ndarray:
-        gc = gradient_correlation(
-            self.fixed, self.drr(poses), mask=self.mask, sigma_px=self.sigma_px
-        )
+        gc = self.similarity(self.drr(poses))
         return np.asarray(gc) if self.device is None else gc.cpu().numpy()
 
 
@@ -209,7 +217,7 @@ def cma_search(
     )
     while not es.stop():
         xs = es.ask()
-        poses = np.stack([correction(x, centre) @ base for x in xs])
+        poses = corrections(np.array(xs), centre) @ base
         es.tell(xs, list(-scene.gc(poses)))
     return np.asarray(es.result.xbest), float(-es.result.fbest), int(es.result.evaluations)
 

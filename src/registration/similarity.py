@@ -70,21 +70,26 @@ def gradients(images):
     return gx, gy
 
 
-def _ncc(a, b, w):
-    """NCC over the last two dims of a (1 or B, ...) and b (B, ...), weighted by w."""
+def _centred(a, w):
+    """a less its (weighted) mean over the last two dims, times the weights."""
     if w is None:
-        n = a.shape[-2] * a.shape[-1]
-        da = a - a.sum(axis=DIMS, keepdims=True) / n
-        db = b - b.sum(axis=DIMS, keepdims=True) / n
-    else:
-        n = w.sum(axis=DIMS, keepdims=True).clip(min=EPS)
-        da = (a - (a * w).sum(axis=DIMS, keepdims=True) / n) * w
-        db = (b - (b * w).sum(axis=DIMS, keepdims=True) / n) * w
+        return a - a.sum(axis=DIMS, keepdims=True) / (a.shape[-2] * a.shape[-1])
+    n = w.sum(axis=DIMS, keepdims=True).clip(min=EPS)
+    return (a - (a * w).sum(axis=DIMS, keepdims=True) / n) * w
+
+
+def _correlation(da, db):
+    """Correlation of centred images over the last two dims."""
     num = (da * db).sum(axis=DIMS)
     # Clamped before the root: at a flat image sqrt's derivative is infinite, and the
     # gradient through a clamp after it would be 0 · ∞ = NaN (a training-loss killer).
     den = ((da * da).sum(axis=DIMS) * (db * db).sum(axis=DIMS)).clip(min=EPS * EPS) ** 0.5
     return num / den
+
+
+def _ncc(a, b, w):
+    """NCC over the last two dims of a (1 or B, ...) and b (B, ...), weighted by w."""
+    return _correlation(_centred(a, w), _centred(b, w))
 
 
 def _prepare(fixed, moving, mask, sigma_px):
@@ -106,13 +111,35 @@ def _prepare(fixed, moving, mask, sigma_px):
     return smooth(fixed[None], sigma_px), smooth(moving, sigma_px), mask
 
 
+class GradientCorrelation:
+    """GC against one fixed image, scoring batch after batch of moving images: the fixed
+    image's smoothing, gradients and their centring are done once (a registration scores
+    thousands of DRRs against the same radiograph)."""
+
+    def __init__(self, fixed, mask=None, sigma_px: float = 0.0):
+        f, _, w = _prepare(fixed, fixed[None], mask, 0.0)  # as arrays or tensors only
+        f = smooth(f, sigma_px)
+        self.sigma_px = sigma_px
+        self.shape = tuple(f.shape[1:])
+        self.weights = None if w is None else w[1:-1, 1:-1][None]
+        self.fixed_gradients = [_centred(g, self.weights) for g in gradients(f)]
+
+    def __call__(self, moving):
+        """(B,) scores of the moving images (B, H, W), of the fixed image's kind."""
+        if moving.ndim == 2:
+            moving = moving[None]
+        if tuple(moving.shape[1:]) != self.shape:
+            raise ValueError(f"fixed {self.shape} and moving {tuple(moving.shape[1:])} differ")
+        m = smooth(moving, self.sigma_px)
+        dfx, dfy = self.fixed_gradients
+        mx, my = (_centred(g, self.weights) for g in gradients(m))
+        return 0.5 * (_correlation(dfx, mx) + _correlation(dfy, my))
+
+
 def gradient_correlation(fixed, moving, mask=None, sigma_px: float = 0.0):
     """GC of each moving image (B, H, W) with the fixed image (H, W): (B,) in [−1, 1]."""
-    f, m, w = _prepare(fixed, moving, mask, sigma_px)
-    fx, fy = gradients(f)
-    mx, my = gradients(m)
-    wi = None if w is None else w[1:-1, 1:-1][None]
-    return 0.5 * (_ncc(fx, mx, wi) + _ncc(fy, my, wi))
+    f, m, w = _prepare(fixed, moving, mask, 0.0)  # as arrays or tensors only
+    return GradientCorrelation(f[0], w, sigma_px)(m)
 
 
 def paired_gradient_correlation(a, b):
