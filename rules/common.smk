@@ -35,6 +35,9 @@ CALIBRATION = config["calibration"]
 SEGMENTATION = config["segmentation"]
 REGISTRATION = config["registration"]
 DATASET = config["dataset"]
+# Registration's search and the projections: on the CPU's numba kernels, or on CUDA.
+DRR_GPUS = config["drr"]["gpus"]
+DRR_DEVICE = f"--device {'cuda' if DRR_GPUS else 'cpu'}"
 MODELS = config["models"]
 EVALUATION = config["evaluation"]
 COMPRESSION = EVALUATION["compression"]

@@ -30,8 +30,10 @@ rule project:
     resources:
         mem_mb=3000,
         runtime=5,
+        gpu=DRR_GPUS,
     shell:
         "python -m dataset project --subject {wildcards.subject} --image {wildcards.image}"
+        f" {DRR_DEVICE}"
         " --pose {params.pose:q} --side {params.side} --density {input.density}"
         " --labels {input.labels} --pf-region {input.region} --pf-mineral {input.mineral}"
         " --landmarks {input.landmarks} --xray {input.image} --geometry {input.geometry}"

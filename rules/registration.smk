@@ -24,8 +24,10 @@ rule register:
     resources:
         mem_mb=3000,
         runtime=15,
+        gpu=DRR_GPUS,
     shell:
         "python -m registration hip --subject {wildcards.subject} --image {wildcards.image}"
+        f" {DRR_DEVICE}"
         " --ct {input.ct} --bone-labels {input.labels} --landmarks {input.landmarks}"
         " --xray {input.image} --geometry {input.geometry} --side {params.side}"
         " {params.init} {params.status}"

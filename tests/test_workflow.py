@@ -80,12 +80,31 @@ def test_every_rule_declares_its_resources_and_the_profile_groups_cheap_steps():
             assert key in body, (name, key)
         if name.startswith("train_"):
             assert 'gpu=MODELS["gpus"]' in body, name
+        if name in ("register", "project"):  # the DRR jobs: on a GPU with drr.gpus
+            assert "gpu=DRR_GPUS" in body and "DRR_DEVICE" in body, name
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     uses = set(re.findall(r"^use rule \w+ as (\w+)", "".join(
         p.read_text() for p in (REPO / "rules").glob("*.smk")), re.M))  # fmt: skip
     assert set(profile["groups"]) <= set(rules) | uses
     # A failed group job loses its members' outputs: the expensive steps stay alone.
     assert not {"segment", "train_stage1", "train_stage2", "train_stage3"} & set(profile["groups"])
+
+
+def test_drr_jobs_run_on_cuda_and_ask_for_a_gpu_when_the_config_says_so(workflow, tmp_path):
+    """drr.gpus: registration's search and the projections render on CUDA, and the jobs
+    ask the scheduler for a GPU (SLURM's gpu request); with 0 (the default) on the CPU."""
+    for gpus, device in ((0, "cpu"), (1, "cuda")):
+        cfg = tmp_path / f"gpus{gpus}.yaml"
+        cfg.write_text(f"drr: {{gpus: {gpus}}}\n")
+        out = snakemake(
+            workflow, "-n", "-p", "--configfile", str(cfg), "--forceall",
+            "results/subjects/S001/dataset/supine/pair.json",
+        ).stdout  # fmt: skip
+        for rule in ("register", "project"):
+            block = out[out.index(f"rule {rule}:") :]
+            block = block[: block.index("python -m") + 400]
+            assert f"gpu={gpus}" in block.replace(" ", ""), (rule, gpus)
+            assert f"--device {device}" in block, (rule, gpus)
 
 
 @pytest.mark.slow

@@ -75,6 +75,7 @@ def project_command(a) -> int:
         geometry,
         pelvis.camera_from_ct,
         femur.camera_from_ct,
+        device=a.device,
     )
     femoral = {k: v for k, v in read_landmarks(a.landmarks).items() if k.endswith(f"_{a.side}")}
     points = projected_landmarks(femoral, femur.camera_from_ct, geometry)
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-projection", required=True)
     p.add_argument("--out-pair", required=True)
     p.add_argument("--out-record", required=True)
+    p.add_argument("--device", default="cpu", help="where DRRs are rendered: cpu or cuda")
     p.set_defaults(run=project_command, subject_of=lambda a: a.subject)
     p = sub.add_parser("tables", help="dataset A and B tables and the exclusions")
     p.add_argument("--subjects", required=True, help="the subjects manifest (TSV)")

@@ -29,7 +29,7 @@ from conventions.geometry import ProjectionGeometry
 from conventions.labels import BONE_LABELS, femur_label
 from conventions.pose import project_ct_points
 from conventions.units import G_CM2_PER_MG_CM3_MM
-from drr.projector import project
+from drr.projector import project, project_tensor
 from drr.volume import Volume
 
 PELVIS_BONES = ("hip_left", "hip_right", "sacrum")
@@ -41,11 +41,17 @@ def _volume(image: sitk.Image, data: np.ndarray, name: str) -> Volume:
     ).cropped_to_support()
 
 
-def _drr(volume: Volume, geometry: ProjectionGeometry, pose: np.ndarray) -> np.ndarray:
-    """Exact line integrals (value × mm) of a one-channel volume, (rows, cols)."""
+def _drr(
+    volume: Volume, geometry: ProjectionGeometry, pose: np.ndarray, device: str = "cpu"
+) -> np.ndarray:
+    """Exact line integrals (value × mm) of a one-channel volume, (rows, cols), rendered
+    on the CPU (numba) or on a torch device such as "cuda"."""
     if not volume.data.any():
         return np.zeros((geometry.rows, geometry.cols), np.float32)
-    return project(volume, geometry, pose, integrator="siddon")[0, 0]
+    if device == "cpu":
+        return project(volume, geometry, pose, integrator="siddon")[0, 0]
+    drr = project_tensor(volume, geometry, pose, integrator="siddon", device=device)
+    return drr[0, 0].cpu().numpy()
 
 
 def decomposition_drrs(
@@ -57,6 +63,7 @@ def decomposition_drrs(
     geometry: ProjectionGeometry,
     pelvis_pose: np.ndarray,
     femur_pose: np.ndarray,
+    device: str = "cpu",
 ) -> dict[str, np.ndarray]:
     """The bone DRR and PF-DRR (g/cm²) and the PF silhouette (bool) of one radiograph.
 
@@ -67,14 +74,20 @@ def decomposition_drrs(
     femur = labels == femur_label(side)
     to_g_cm2 = np.float32(G_CM2_PER_MG_CM3_MM)
     bone = _drr(
-        _volume(density_image, np.where(pelvis, density, 0), "pelvis"), geometry, pelvis_pose
+        _volume(density_image, np.where(pelvis, density, 0), "pelvis"),
+        geometry,
+        pelvis_pose,
+        device,
     )
     bone = bone + _drr(
-        _volume(density_image, np.where(femur, density, 0), "femur"), geometry, femur_pose
+        _volume(density_image, np.where(femur, density, 0), "femur"), geometry, femur_pose, device
     )
-    pf = _drr(_volume(density_image, pf_mineral, "pf_mineral"), geometry, femur_pose)
+    pf = _drr(_volume(density_image, pf_mineral, "pf_mineral"), geometry, femur_pose, device)
     path = _drr(
-        _volume(density_image, pf_region.astype(np.float32), "pf_region"), geometry, femur_pose
+        _volume(density_image, pf_region.astype(np.float32), "pf_region"),
+        geometry,
+        femur_pose,
+        device,
     )
     return {
         "bone_drr_g_cm2": (bone * to_g_cm2).astype(np.float32),

@@ -4,7 +4,7 @@ One rigid body (the issue's form)::
 
     python -m registration --ct CT --xray XRAY [--geometry geometry.json]
         [--init init_pose.json] --out pose.json [--mask LABELS --labels 1,2,5]
-        [--centre X,Y,Z]
+        [--centre X,Y,Z] [--device cpu|cuda]
 
 registers the CT (as attenuation), or with ``--mask`` only the bones ``--labels`` of that
 label image (as their excess over soft tissue), to the radiograph. Geometry comes from
@@ -79,6 +79,11 @@ def centroid(labels: np.ndarray, values, image: sitk.Image) -> np.ndarray:
     return np.array(image.TransformContinuousIndexToPhysicalPoint(idx.tolist()))
 
 
+def search_device(device: str) -> str | None:
+    """None for the CPU (NumPy and the numba kernels, no torch), else the torch device."""
+    return None if device == "cpu" else device
+
+
 def thresholds(a) -> Thresholds:
     return Thresholds(a.gc_failed, a.gc_ok, a.margin_ok, a.level_shift_mm, a.femur_below_head_mm)
 
@@ -121,6 +126,7 @@ def body_command(a) -> int:
         grid,
         film_mask(r.pixels),
         thresholds(a),
+        device=search_device(a.device),
     )
     write_pose(a.out, pose_document(res, how, a.xray))
     print(f"{res.name}: GC {res.result.gc:.3f}, {res.assessment['status']}, {res.seconds:.1f} s")
@@ -167,6 +173,7 @@ def hip_command(a) -> int:
         initial_pelvis=init["pelvis"],
         initial_femur=init["femur"],
         thresholds=thresholds(a),
+        device=search_device(a.device),
     )
     how = {
         "pelvis": f"from {a.init_pelvis}" if a.init_pelvis else "standard AP and an in-plane grid",
@@ -188,6 +195,7 @@ def hip_command(a) -> int:
 
 
 def _status_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="where DRRs are rendered: cpu or cuda")
     t = Thresholds()
     p.add_argument("--gc-failed", type=float, default=t.gc_failed)
     p.add_argument("--gc-ok", type=float, default=t.gc_ok)
