@@ -68,8 +68,55 @@ def _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi):
     return _clip(oz, dz, lo[2], hi[2], a, b)
 
 
+# Empty-space skipping: the padded volume is cut into bricks of BRICK³ voxels, and a brick
+# none of whose samples can read a non-zero voxel is crossed in one jump. A sample at
+# padded x reads voxels int(x) and int(x) + 1, so brick b (samples with int(x) in
+# [bB, bB + B)) is occupied when any voxel in [bB, bB + B + 1] is non-zero (one voxel of
+# slack more, for rounding at its faces). Bone-only volumes are mostly empty boxes: on
+# the registration's levels about 40 % of the bricks hold bone.
+BRICK = 8
+
+
+def brick_occupancy(padded: np.ndarray, brick: int = BRICK) -> np.ndarray:
+    """(nz, ny, nx) uint8: 1 where a brick's samples may read a non-zero voxel of any
+    channel of the padded volume (C, D, H, W)."""
+    nonzero = np.any(padded != 0, axis=0)
+    # Grow each non-zero voxel toward lower indices by 2 (the reads above a brick's last
+    # sample and the slack), then take any() per brick.
+    grown = nonzero.copy()
+    for axis in range(3):
+        for shift in (1, 2):
+            src = [slice(None)] * 3
+            dst = [slice(None)] * 3
+            src[axis] = slice(shift, None)
+            dst[axis] = slice(None, -shift)
+            grown[tuple(dst)] |= nonzero[tuple(src)]
+        nonzero = grown.copy()
+    shape = [-(-n // brick) * brick for n in grown.shape]
+    full = np.zeros(shape, bool)
+    full[: grown.shape[0], : grown.shape[1], : grown.shape[2]] = grown
+    nz, ny, nx = (n // brick for n in shape)
+    return full.reshape(nz, brick, ny, brick, nx, brick).any(axis=(1, 3, 5)).astype(np.uint8)
+
+
+@numba.njit(inline="always")
+def _samples_to_exit(x, inv_sx, brick_index, brick):
+    """Samples (fractional) from position x, moving 1/inv_sx per sample, to the brick's
+    far face along one axis (inv_sx = 0: parallel to it, never)."""
+    if inv_sx > 0.0:
+        return ((brick_index + 1) * brick - x) * inv_sx
+    if inv_sx < 0.0:
+        return (brick_index * brick - x) * inv_sx
+    return np.inf
+
+
+@numba.njit(inline="always")
+def _inverse(s):
+    return 1.0 / s if s != 0.0 else 0.0
+
+
 @numba.njit(inline="always", boundscheck=False, fastmath=True)
-def _march_ray(padded, ox, oy, oz, dx, dy, dz, length, a, b, step_mm, out, r):
+def _march_ray(padded, occupancy, ox, oy, oz, dx, dy, dz, length, a, b, step_mm, out, r):
     """One ray of :func:`trilinear_march` into out[r]."""
     if b <= a:
         return
@@ -86,20 +133,42 @@ def _march_ray(padded, ox, oy, oz, dx, dy, dz, length, a, b, step_mm, out, r):
     sx = dl * dx
     sy = dl * dy
     sz = dl * dz
+    ix, iy, iz = _inverse(sx), _inverse(sy), _inverse(sz)
     for c in range(padded.shape[0]):
         v = padded[c]
-        x, y, z = x0, y0, z0
         acc = 0.0
-        for _ in range(n):
-            acc += _trilinear(v, x, y, z)
-            x += sx
-            y += sy
-            z += sz
+        i = 0
+        while i < n:
+            # Brick by brick: the samples up to the brick's far face are read, or jumped
+            # over when the brick is empty.
+            x = x0 + i * sx
+            y = y0 + i * sy
+            z = z0 + i * sz
+            bi = int(x) // BRICK
+            bj = int(y) // BRICK
+            bk = int(z) // BRICK
+            t = min(
+                _samples_to_exit(x, ix, bi, BRICK),
+                _samples_to_exit(y, iy, bj, BRICK),
+                _samples_to_exit(z, iz, bk, BRICK),
+            )
+            end = min(n, i + max(1, math.ceil(t)))
+            if occupancy[bk, bj, bi]:
+                while i < end:
+                    acc += _trilinear(v, x, y, z)
+                    x += sx
+                    y += sy
+                    z += sz
+                    i += 1
+            else:
+                i = end
         out[r, c] = acc * step_mm
 
 
 @numba.njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
-def trilinear_march(padded, pixels, mm_per_lambda, source, to_index, lo, hi, step_mm, out):
+def trilinear_march(
+    padded, occupancy, pixels, mm_per_lambda, source, to_index, lo, hi, step_mm, out
+):
     """∫ f dl by sampling the trilinear interpolant every ``step_mm`` along each ray of
     every pose (:class:`drr.rays.PoseFrames`), clipped to the index box [lo, hi]; out
     (B·P, C), pose-major.
@@ -109,7 +178,9 @@ def trilinear_march(padded, pixels, mm_per_lambda, source, to_index, lo, hi, ste
     ``padded`` is the volume (C, D+2, H+2, W+2) with one voxel of zeros on every side,
     so the interpolant falls to zero one voxel outside the data and every sample reads
     in bounds; ray coordinates are in unpadded index space. Channels share the ray's
-    sample positions; each channel keeps its sum in a register.
+    sample positions; each channel keeps its sum in a register. ``occupancy`` is
+    :func:`brick_occupancy` of ``padded``: samples in empty bricks, which would add
+    exact zeros, are skipped.
     """
     n_pixels = pixels.shape[0]
     for r in numba.prange(source.shape[0] * n_pixels):
@@ -119,7 +190,20 @@ def trilinear_march(padded, pixels, mm_per_lambda, source, to_index, lo, hi, ste
         ox, oy, oz = source[b, 0], source[b, 1], source[b, 2]
         lam_in, lam_out = _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi)
         _march_ray(
-            padded, ox, oy, oz, dx, dy, dz, mm_per_lambda[p], lam_in, lam_out, step_mm, out, r
+            padded,
+            occupancy,
+            ox,
+            oy,
+            oz,
+            dx,
+            dy,
+            dz,
+            mm_per_lambda[p],
+            lam_in,
+            lam_out,
+            step_mm,
+            out,
+            r,
         )
 
 

@@ -88,7 +88,8 @@ def project(
     out = np.zeros((b * len(f.pixels), volume.data.shape[0]), dtype=np.float32)
     frames = (f.pixels, f.mm_per_lambda, f.source, f.to_index, lo, hi)
     if integrator == "trilinear":
-        kernels_numba.trilinear_march(padded_volume(volume), *frames, step, out)
+        padded, occupancy = padded_volume(volume)
+        kernels_numba.trilinear_march(padded, occupancy, *frames, step, out)
     else:
         kernels_numba.siddon(volume.data, *frames, out)
     return out.reshape(b, geometry.rows, geometry.cols, -1).transpose(0, 3, 1, 2)
@@ -130,21 +131,25 @@ def project_tensor(
 
 # One entry each: a volume can be hundreds of MB. Keyed by the array's identity, checked
 # against the array itself (an id can be reused once an array is freed).
-_PADDED_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_PADDED_CACHE: dict[int, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
 _DEVICE_CACHE: dict[tuple[int, str], tuple[np.ndarray, object]] = {}
 
 
-def padded_volume(volume: Volume) -> np.ndarray:
-    """The volume with one voxel of zeros around it, cached per volume (registration
-    projects the same volume thousands of times)."""
+def padded_volume(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """The volume with one voxel of zeros around it and its bricks' occupancy (the
+    trilinear kernel's empty-space skipping), cached per volume: registration projects
+    the same volume thousands of times."""
+    from drr.kernels_numba import brick_occupancy
+
     key = id(volume.data)
     hit = _PADDED_CACHE.get(key)
     if hit is not None and hit[0] is volume.data:
         return hit[1]
     padded = np.pad(volume.data, ((0, 0), (1, 1), (1, 1), (1, 1)))
-    _PADDED_CACHE.clear()
-    _PADDED_CACHE[key] = (volume.data, padded)
-    return padded
+    entry = (padded, brick_occupancy(padded))
+    _PADDED_CACHE.clear()  # keep one: a volume can be hundreds of MB
+    _PADDED_CACHE[key] = (volume.data, entry)
+    return entry
 
 
 def device_volume(volume: Volume, device) -> torch.Tensor:

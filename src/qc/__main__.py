@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qc.ct import ct_montage
-from qc.dataset import dataset_audit, pairs_montage
-from qc.registration import registration_montage
-from qc.training import training_curves
+# Each command imports its own figures' modules: a job pays only for what it draws.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     if a.command == "training":
+        from qc.training import training_curves
+
         training_curves(a.histories, a.out)
         return 0
     if a.command == "radiographs":
@@ -66,10 +65,15 @@ def main(argv: list[str] | None = None) -> int:
                 a.images, a.xrays, a.geometries, a.poses_pelvis, a.poses_femur, strict=True
             )
         ]
+        from qc.dataset import pairs_montage
+        from qc.registration import registration_montage
+
         registration_montage(a.subject, a.side, a.ct, a.labels, radiographs, a.out_registration)
         pairs_montage(a.records, a.subject, a.out_pairs)
         return 0
     if a.command == "dataset":
+        from qc.dataset import dataset_audit
+
         checks = dataset_audit(
             a.dataset_a,
             a.dataset_b,
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print({k: v["pcc"] for k, v in checks.items()})
         return 0
+    from qc.ct import ct_montage
+
     ct_montage(
         a.density,
         a.calibration,

@@ -50,7 +50,9 @@ PELVIS_SEARCH = BodySearch(
         # binned as its images are put its pelvis 3-4 mm off in depth (mTRE ~3 mm), so
         # the finer levels keep voxels of at most 6 and 4 mm.
         Level(3.2, 1.0, 800, voxel_mm=6.0, step_scale=1 / 3),
-        Level(1.6, 1.0, 400, voxel_mm=4.0, step_scale=1 / 6),
+        # 270 evaluations: as accurate as 400 over two seeds of the demo cohort (29-30 of
+        # 32 pelves within mPD 1 mm, mTRE 3 mm), a third of the pelvis's time less.
+        Level(1.6, 1.0, 270, voxel_mm=4.0, step_scale=1 / 6),
     ),
     steps=(3.0, 3.0, 3.0, 3.0, 3.0, 15.0),
     bounds=(20.0, 20.0, 20.0, 30.0, 30.0, 120.0),
