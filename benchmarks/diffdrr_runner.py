@@ -26,19 +26,23 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--n-points", type=int, required=True)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     drr = DRR(
         read(a.volume), sdd=a.sdd, height=a.rows, width=a.cols, delx=a.spacing, renderer="trilinear"
-    )
-    rot = torch.zeros(a.batch, 3)
-    xyz = torch.tensor([[0.0, 850.0, 0.0]]).repeat(a.batch, 1)
+    ).to(a.device)
+    rot = torch.zeros(a.batch, 3, device=a.device)
+    xyz = torch.tensor([[0.0, 850.0, 0.0]], device=a.device).repeat(a.batch, 1)
 
     def render():
         with torch.no_grad():
-            return drr(
+            out = drr(
                 rot, xyz, parameterization="euler_angles", convention="ZXY", n_points=a.n_points
             )
+        if a.device != "cpu":
+            torch.cuda.synchronize()
+        return out
 
     render()
     times = []

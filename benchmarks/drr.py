@@ -41,6 +41,7 @@ from conventions.geometry import ProjectionGeometry
 from conventions.pose import ap_pose, rotation_about
 from drr import Volume, project
 from drr import plastimatch as pm
+from drr.projector import project_tensor
 from drr.rays import rays_for_poses
 
 SIZES = [(256, 256), (512, 256), (1024, 1024)]
@@ -122,8 +123,17 @@ def bench_batch(image: sitk.Image, path: Path, repeats: int, diffdrr: str | None
         ("ours trilinear, step ½ voxel (default)", lambda: project(volume, g, poses)),
         ("ours trilinear, step 1 voxel", lambda: project(volume, g, poses, step_mm=spacing)),
         ("ours exact (Siddon)", lambda: project(volume, g, poses, integrator="siddon")),
-        ("ours trilinear, torch backend", lambda: project(volume, g, poses, backend="torch")),
+        (
+            "ours trilinear, torch backend on the CPU",
+            lambda: project_tensor(volume, g, poses, backend="torch"),
+        ),
     ]
+    if torch.cuda.is_available():  # what the workflow runs with drr.gpus: 1
+        rows += [
+            (f"ours {integrator}, torch on CUDA ({torch.cuda.get_device_name()})",
+             lambda integrator=integrator: cuda_render(volume, g, poses, integrator))
+            for integrator in ("trilinear", "siddon")
+        ]  # fmt: skip
     for label, fn in rows:
         t = timed(fn, repeats)
         print(f"| {label} | {t * 1e3:.0f} | {t * 1e3 / 32:.1f} |")
@@ -132,13 +142,28 @@ def bench_batch(image: sitk.Image, path: Path, repeats: int, diffdrr: str | None
         print(f"| plastimatch exact, 32 separate renders | {t * 1e3:.0f} | {t * 1e3 / 32:.1f} |")
     if diffdrr:
         n_points = round(samples_per_ray(volume, g, poses, 0.5 * spacing))
-        t = run_diffdrr(diffdrr, path, g, 32, n_points, repeats)
-        label = f"DiffDRR trilinear ({n_points} points per ray)"
-        print(f"| {label} | {t * 1e3:.0f} | {t * 1e3 / 32:.1f} |")
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        for device in devices:
+            t = run_diffdrr(diffdrr, path, g, 32, n_points, repeats, device)
+            label = f"DiffDRR trilinear ({n_points} points per ray), {device}"
+            print(f"| {label} | {t * 1e3:.0f} | {t * 1e3 / 32:.1f} |")
+
+
+def cuda_render(volume: Volume, g: ProjectionGeometry, poses: np.ndarray, integrator: str):
+    """One batch on the GPU, finished (CUDA calls return before the kernels end)."""
+    out = project_tensor(volume, g, poses, integrator=integrator, device="cuda")
+    torch.cuda.synchronize()
+    return out
 
 
 def run_diffdrr(
-    python: str, path: Path, g: ProjectionGeometry, batch: int, n_points: int, repeats: int
+    python: str,
+    path: Path,
+    g: ProjectionGeometry,
+    batch: int,
+    n_points: int,
+    repeats: int,
+    device: str = "cpu",
 ) -> float:
     """Median seconds per call of DiffDRR's trilinear renderer, in its own environment."""
     cmd = [
@@ -160,6 +185,8 @@ def run_diffdrr(
         str(n_points),
         "--repeats",
         str(repeats),
+        "--device",
+        device,
     ]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:

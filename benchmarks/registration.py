@@ -48,10 +48,15 @@ def main() -> int:
     ap.add_argument("--subjects", nargs="*", default=None)
     ap.add_argument("--seed", type=int, default=2023, help="the synthetic cohort's seed")
     ap.add_argument("--sides", choices=("target", "both"), default="target")
+    ap.add_argument(
+        "--device", default="cpu", help="cpu (numba), or cuda (the torch kernels on the GPU)"
+    )
     a = ap.parse_args()
     root = Path(a.results)
     subjects = a.subjects or sorted(p.name for p in (root / "synthetic").glob("S*"))
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    where = torch.cuda.get_device_name() if a.device == "cuda" else "CPU"
+    cpu = platform.processor() or platform.machine()
+    print(f"# {cpu}, {torch.get_num_threads()} threads, {where}")
     print("subject side image      body   init_mPD  mPD   mTRE   GC    margin status   s")
     rows = []
     for s in subjects:
@@ -75,7 +80,13 @@ def main() -> int:
                     (root / "synthetic" / s / "truth" / "radiographs" / f"{image}.json").read_text()
                 )
                 out = register_hip(
-                    bodies, r.pixels, r.geometry, lm[f"head_center_{side}"], heads.mean(0), side
+                    bodies,
+                    r.pixels,
+                    r.geometry,
+                    lm[f"head_center_{side}"],
+                    heads.mean(0),
+                    side,
+                    device=None if a.device == "cpu" else a.device,
                 )
                 for body, res in out.items():
                     true = np.array(view["camera_from_ct"][true_key[body]])
