@@ -46,7 +46,7 @@ PACKAGES = (
 )
 HEAVY = ("torch", "matplotlib", "numba", "cma", "skimage", "pandas")
 FIRST_CALL = """
-import time, numpy as np
+import json, time, numpy as np
 t0 = time.perf_counter()
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import ap_pose
@@ -96,7 +96,7 @@ def main() -> int:
         print(f"| {package} | {statistics.median(t):.2f} | {min(t):.2f} | {heavy} |", flush=True)
 
     p = subprocess.run(
-        [sys.executable, "-c", "import json\n" + FIRST_CALL],
+        [sys.executable, "-c", FIRST_CALL],
         capture_output=True,
         text=True,
         check=True,

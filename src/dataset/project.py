@@ -29,7 +29,7 @@ from conventions.geometry import ProjectionGeometry
 from conventions.labels import BONE_LABELS, femur_label
 from conventions.pose import project_ct_points
 from conventions.units import G_CM2_PER_MG_CM3_MM
-from drr.projector import project, project_tensor
+from drr.projector import project
 from drr.volume import Volume
 
 PELVIS_BONES = ("hip_left", "hip_right", "sacrum")
@@ -48,10 +48,7 @@ def _drr(
     on the CPU (numba) or on a torch device such as "cuda"."""
     if not volume.data.any():
         return np.zeros((geometry.rows, geometry.cols), np.float32)
-    if device == "cpu":
-        return project(volume, geometry, pose, integrator="siddon")[0, 0]
-    drr = project_tensor(volume, geometry, pose, integrator="siddon", device=device)
-    return drr[0, 0].cpu().numpy()
+    return project(volume, geometry, pose, integrator="siddon", device=device)[0, 0]
 
 
 def decomposition_drrs(

@@ -21,7 +21,7 @@ from conventions.errors import InputError
 from conventions.geometry import read_geometry
 from conventions.pose import read_pose
 from conventions.radiograph import write_radiograph
-from drr.projector import project, project_tensor
+from drr.projector import project
 from drr.quantities import QUANTITIES, integrand
 from drr.volume import Volume
 
@@ -80,13 +80,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError(None, f"--labels must be integers, got {a.labels!r}") from None
             values = np.where(read_mask(a.mask, labels, image), values, np.float32(0))
         volume = Volume.from_image(image, value=values).cropped_to_support()
-        options = {"integrator": a.integrator, "step_mm": a.step_mm}
-        if a.device == "cpu":
-            drr = project(volume, geometry, pose.camera_from_ct, **options)[0, 0]
-        else:  # torch only where tensors are made
-            drr = project_tensor(volume, geometry, pose.camera_from_ct, device=a.device, **options)
-            drr = drr[0, 0].cpu().numpy()
-        write_radiograph(a.out, drr, geometry)
+        drr = project(
+            volume,
+            geometry,
+            pose.camera_from_ct,
+            integrator=a.integrator,
+            step_mm=a.step_mm,
+            device=a.device,
+        )
+        write_radiograph(a.out, drr[0, 0], geometry)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -68,6 +68,19 @@ def _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi):
     return _clip(oz, dz, lo[2], hi[2], a, b)
 
 
+@numba.njit(inline="always")
+def _expand_ray(r, pixels, source, to_index, lo, hi):
+    """Ray r of a (pose, pixel)-major batch (:class:`drr.rays.PoseFrames`): its pixel,
+    source and direction in index space, and its entry and exit λ in the box [lo, hi]."""
+    n_pixels = pixels.shape[0]
+    b = r // n_pixels
+    p = r - b * n_pixels
+    dx, dy, dz = _ray(pixels, to_index, b, p)
+    ox, oy, oz = source[b, 0], source[b, 1], source[b, 2]
+    lam_in, lam_out = _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi)
+    return p, ox, oy, oz, dx, dy, dz, lam_in, lam_out
+
+
 # Empty-space skipping: the padded volume is cut into bricks of BRICK³ voxels, and a brick
 # none of whose samples can read a non-zero voxel is crossed in one jump. A sample at
 # padded x reads voxels int(x) and int(x) + 1, so brick b (samples with int(x) in
@@ -80,18 +93,11 @@ BRICK = 8
 def brick_occupancy(padded: np.ndarray, brick: int = BRICK) -> np.ndarray:
     """(nz, ny, nx) uint8: 1 where a brick's samples may read a non-zero voxel of any
     channel of the padded volume (C, D, H, W)."""
-    nonzero = np.any(padded != 0, axis=0)
-    # Grow each non-zero voxel toward lower indices by 2 (the reads above a brick's last
-    # sample and the slack), then take any() per brick.
-    grown = nonzero.copy()
-    for axis in range(3):
-        for shift in (1, 2):
-            src = [slice(None)] * 3
-            dst = [slice(None)] * 3
-            src[axis] = slice(shift, None)
-            dst[axis] = slice(None, -shift)
-            grown[tuple(dst)] |= nonzero[tuple(src)]
-        nonzero = grown.copy()
+    from scipy import ndimage
+
+    # Each voxel grown toward lower indices by 2 (window [i, i + 2]: the reads above a
+    # brick's last sample and the slack), then any() per brick.
+    grown = ndimage.maximum_filter(np.any(padded != 0, axis=0), size=3, origin=-1, mode="constant")
     shape = [-(-n // brick) * brick for n in grown.shape]
     full = np.zeros(shape, bool)
     full[: grown.shape[0], : grown.shape[1], : grown.shape[2]] = grown
@@ -182,28 +188,10 @@ def trilinear_march(
     :func:`brick_occupancy` of ``padded``: samples in empty bricks, which would add
     exact zeros, are skipped.
     """
-    n_pixels = pixels.shape[0]
-    for r in numba.prange(source.shape[0] * n_pixels):
-        b = r // n_pixels
-        p = r - b * n_pixels
-        dx, dy, dz = _ray(pixels, to_index, b, p)
-        ox, oy, oz = source[b, 0], source[b, 1], source[b, 2]
-        lam_in, lam_out = _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi)
+    for r in numba.prange(source.shape[0] * pixels.shape[0]):
+        p, ox, oy, oz, dx, dy, dz, a, b = _expand_ray(r, pixels, source, to_index, lo, hi)
         _march_ray(
-            padded,
-            occupancy,
-            ox,
-            oy,
-            oz,
-            dx,
-            dy,
-            dz,
-            mm_per_lambda[p],
-            lam_in,
-            lam_out,
-            step_mm,
-            out,
-            r,
+            padded, occupancy, ox, oy, oz, dx, dy, dz, mm_per_lambda[p], a, b, step_mm, out, r
         )
 
 
@@ -273,11 +261,6 @@ def siddon(volume, pixels, mm_per_lambda, source, to_index, lo, hi, out):
     """Exact ∫ f dl of the voxelised (piecewise constant) volume, voxel by voxel (Jacobs),
     along each ray of every pose (:class:`drr.rays.PoseFrames`), clipped to the voxel
     boundary box [lo, hi] = [-0.5, N - 0.5]; out (B·P, C), pose-major."""
-    n_pixels = pixels.shape[0]
-    for r in numba.prange(source.shape[0] * n_pixels):
-        b = r // n_pixels
-        p = r - b * n_pixels
-        dx, dy, dz = _ray(pixels, to_index, b, p)
-        ox, oy, oz = source[b, 0], source[b, 1], source[b, 2]
-        lam_in, lam_out = _clip_ray(ox, oy, oz, dx, dy, dz, lo, hi)
-        _siddon_ray(volume, ox, oy, oz, dx, dy, dz, mm_per_lambda[p], lam_in, lam_out, out, r)
+    for r in numba.prange(source.shape[0] * pixels.shape[0]):
+        p, ox, oy, oz, dx, dy, dz, a, b = _expand_ray(r, pixels, source, to_index, lo, hi)
+        _siddon_ray(volume, ox, oy, oz, dx, dy, dz, mm_per_lambda[p], a, b, out, r)

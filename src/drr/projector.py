@@ -73,12 +73,19 @@ def project(
     *,
     integrator: Integrator = "trilinear",
     step_mm: float | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
-    """Line integrals ∫ value dl (value × mm) for every pixel of every pose, on the CPU.
+    """Line integrals ∫ value dl (value × mm) for every pixel of every pose, as NumPy.
 
     ``camera_from_ct`` is one (4, 4) pose or a (B, 4, 4) batch. Returns a float32 array
-    (B, C, rows, cols).
+    (B, C, rows, cols). Rendered by the numba kernels on the CPU (no torch), or on another
+    ``device`` (e.g. "cuda") by :func:`project_tensor` and brought back.
     """
+    if device != "cpu":
+        drr = project_tensor(
+            volume, geometry, camera_from_ct, integrator=integrator, step_mm=step_mm, device=device
+        )
+        return drr.cpu().numpy()
     from drr import kernels_numba  # compiled once per machine: numba's cache
 
     step = _checked_step(volume, integrator, step_mm)

@@ -158,7 +158,8 @@ def register_body(
     device: str | None = None,
 ) -> BodyResult:
     """Grid (unless ``grid`` is None: an explicit start is used as is), CMA-ES, assessment.
-    ``device``: None or "cpu" (numba), or a torch device such as "cuda"."""
+    ``device``: None (NumPy and the numba kernels, no torch), or a torch device such as
+    "cuda" (tensors there)."""
     t0 = time.perf_counter()
     points = body_points(volume)
     starts: list[np.ndarray] = []
