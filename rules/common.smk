@@ -34,6 +34,11 @@ SYNTHETIC = not config["cohort"]["subjects"]
 CALIBRATION = config["calibration"]
 SEGMENTATION = config["segmentation"]
 REGISTRATION = config["registration"]
+if REGISTRATION["poses"] == "true" and not SYNTHETIC:
+    raise ValueError(
+        "registration.poses: true takes the synthetic cohort's true poses; a cohort from a "
+        "manifest has none (use registered)"
+    )
 DATASET = config["dataset"]
 # Registration's search and the projections: on the CPU's numba kernels, or on CUDA.
 DRR_GPUS = config["drr"]["gpus"]
@@ -356,7 +361,8 @@ def subject_radiograph_files(wildcards, pattern):
 # The rules whose products are one subject's: per subject, and per radiograph of it.
 SUBJECT_RULES = ["import_ct", "calibrate", "segment", "landmarks", "ct_bmd", "ct_qc"]
 SUBJECT_RULES += ["radiograph_qc"]
-RADIOGRAPH_RULES = ["import_radiograph", "register", "project"]
+POSE_RULE = "true_poses" if REGISTRATION["poses"] == "true" else "register"
+RADIOGRAPH_RULES = ["import_radiograph", POSE_RULE, "project"]
 if UNCALIBRATED["enabled"]:
     SUBJECT_RULES += ["calibrate_fixed_line", "ct_bmd_uncalibrated"]
     RADIOGRAPH_RULES += ["project_uncalibrated"]

@@ -13,7 +13,14 @@ from anatomy.bmd import mineral_content
 from conventions.geometry import ProjectionGeometry
 from conventions.labels import femur_label
 from conventions.pose import transform_points
-from dataset.project import decomposition_drrs, pf_drr_mean, projected_landmarks, touches_border
+from dataset.project import (
+    PAIR_EDGES,
+    cut_edges,
+    decomposition_drrs,
+    pf_drr_mean,
+    projected_landmarks,
+    touches_border,
+)
 from phantom.cohort import generate_subject
 from phantom.radiographs import Detector
 
@@ -67,3 +74,14 @@ def test_pf_drr_mean_at_the_true_pose_is_the_true_areal_bmd(phantom, pose):
     at = projected_landmarks({"in": inner, "head": t[f"head_center_{side}"]}, femur_pose, geometry)
     (r, c), (rh, ch) = np.round(at["in"]).astype(int), np.round(at["head"]).astype(int)
     assert drrs["pf_silhouette"][r, c] and not drrs["pf_silhouette"][rh, ch]
+
+
+def test_cut_edges_names_the_edges_a_region_reaches():
+    mask = np.zeros((6, 5), bool)
+    mask[2:4, 1:3] = True
+    assert cut_edges(mask) == [] and not touches_border(mask)
+    mask[4:, 0] = True  # down to the bottom row, along the first column
+    assert cut_edges(mask) == ["bottom", "left"]
+    assert cut_edges(mask, PAIR_EDGES) == ["inferior", "lateral"]
+    mask[0, 4] = True
+    assert cut_edges(mask) == ["top", "bottom", "left", "right"]

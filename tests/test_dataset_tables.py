@@ -77,15 +77,19 @@ def test_failed_registrations_are_excluded_with_reasons_and_suspect_ones_flagged
 
 def test_a_pf_region_the_radiograph_cuts_leaves_dataset_b_and_a_crop_is_flagged(cohort):
     records, subjects, ct_bmd = cohort
-    records[0]["pf_cut"] = {"by_radiograph_edge": True, "by_pair_crop": True}
-    records[1]["pf_cut"] = {"by_radiograph_edge": False, "by_pair_crop": True}
+    cut = {"by_radiograph_edge": True, "radiograph_edges": ["bottom"], "by_pair_crop": True}
+    records[0]["pf_cut"] = {**cut, "pair_edges": ["inferior"]}
+    records[1]["pf_cut"] = {**cut, "by_radiograph_edge": False, "radiograph_edges": [],
+                            "pair_edges": ["lateral", "inferior"]}  # fmt: skip
     a, b, excluded = dataset_tables(records, subjects, ct_bmd)
     assert ("S1", "supine") in set(zip(a.subject_id, a.image, strict=True))
     assert ("S1", "supine") not in set(zip(b.subject_id, b.image, strict=True))
     row = excluded[(excluded.subject_id == "S1") & (excluded.dataset == "B")]
-    assert row.reason.iloc[0] == "the PF region is cut by the radiograph's edge"
+    assert row.reason.iloc[0] == "the PF region is cut by the radiograph's bottom edge"
     kept = b.set_index(["subject_id", "image"]).loc[("S1", "standing")]
-    assert kept.pf_cut_by_pair_crop and "crop cuts the PF region" in kept.reasons
+    assert kept.pf_cut_by_pair_crop
+    crop = "the pair's crop cuts the PF region at its lateral and inferior edges"
+    assert crop in kept.reasons
 
 
 def test_folds_partition_the_subjects_and_span_the_bmd_range():

@@ -107,6 +107,24 @@ def test_drr_jobs_run_on_cuda_and_ask_for_a_gpu_when_the_config_says_so(workflow
             assert f"--device {device}" in block, (rule, gpus)
 
 
+def test_true_poses_replace_the_search_only_where_asked(workflow, tmp_path):
+    """registration.poses: true writes the phantom's poses in the search's place (no
+    register job); a manifest cohort, which has no true poses, is refused."""
+    cfg = tmp_path / "true.yaml"
+    cfg.write_text('registration: {poses: "true"}\n')
+    target = "results/subjects/S001/dataset/supine/pair.json"
+    out = snakemake(workflow, "-n", "-p", "--configfile", str(cfg), "--forceall", target).stdout
+    assert "rule true_poses:" in out and "rule register:" not in out
+    view = "results/synthetic/S001/truth/radiographs/supine.json"
+    assert f"python -m phantom true-poses --view {view}" in out
+    out = snakemake(workflow, "-n", "--forceall", target).stdout
+    assert "rule register:" in out and "rule true_poses:" not in out
+    cfg.write_text('registration: {poses: "true"}\ncohort: {subjects: site/subjects.tsv}\n')
+    refused = snakemake(workflow, "-n", target, "--configfile", str(cfg), check=False)
+    assert refused.returncode != 0
+    assert "synthetic cohort's true poses" in refused.stdout + refused.stderr
+
+
 @pytest.mark.slow
 def test_synthetic_demo_runs_and_caches(workflow):
     cfg = str(REPO / "tests" / "configs" / "synthetic_tiny.yaml")

@@ -27,7 +27,13 @@ from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
 from dataset.folds import fold_document, stratified_folds
 from dataset.pairs import pair_transform
-from dataset.project import decomposition_drrs, pf_drr_mean, projected_landmarks, touches_border
+from dataset.project import (
+    PAIR_EDGES,
+    cut_edges,
+    decomposition_drrs,
+    pf_drr_mean,
+    projected_landmarks,
+)
 from dataset.tables import dataset_tables, stratification_bmd
 
 SIDES = ("L", "R")
@@ -90,6 +96,8 @@ def project_command(a) -> int:
     }
     write_npz(a.out_pair, **pair)
     mean = pf_drr_mean(drrs["pf_drr_g_cm2"], drrs["pf_silhouette"])
+    edges = cut_edges(drrs["pf_silhouette"])
+    pair_edges = cut_edges(pair["pf_mask"] > 0, PAIR_EDGES)
     record = {
         "subject_id": a.subject,
         "image": a.image,
@@ -101,8 +109,10 @@ def project_command(a) -> int:
         "pf_drr_mean_g_cm2": mean,
         "pf_silhouette_pixels": int(drrs["pf_silhouette"].sum()),
         "pf_cut": {
-            "by_radiograph_edge": touches_border(drrs["pf_silhouette"]),
-            "by_pair_crop": touches_border(pair["pf_mask"] > 0),
+            "by_radiograph_edge": bool(edges),
+            "radiograph_edges": edges,
+            "by_pair_crop": bool(pair_edges),
+            "pair_edges": pair_edges,
         },
         "landmarks_radiograph_rc": points,
         "landmarks_pair_rc": {k: t.to_pair(np.array(v)).tolist() for k, v in points.items()},

@@ -93,9 +93,22 @@ def decomposition_drrs(
     }
 
 
+IMAGE_EDGES = ("top", "bottom", "left", "right")
+# A pair shows every hip as a right hip does: lateral on the left (dataset.pairs).
+PAIR_EDGES = ("superior", "inferior", "lateral", "medial")
+
+
+def cut_edges(mask: np.ndarray, names=IMAGE_EDGES) -> list[str]:
+    """The edges of the image (top, bottom, left, right, or ``names`` in that order) that
+    a mask reaches: where the image cuts the region."""
+    mask = np.asarray(mask, bool)
+    reached = (mask[0].any(), mask[-1].any(), mask[:, 0].any(), mask[:, -1].any())
+    return [name for name, hit in zip(names, reached, strict=True) if hit]
+
+
 def touches_border(mask: np.ndarray) -> bool:
     """Whether a mask reaches the image's edge (a region the image cuts)."""
-    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    return bool(cut_edges(mask))
 
 
 def pf_drr_mean(pf_drr_g_cm2: np.ndarray, silhouette: np.ndarray) -> float:

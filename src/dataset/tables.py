@@ -6,8 +6,9 @@
 
 A pair is excluded from a dataset when a body it needs failed registration, and from
 dataset B when the radiograph's edge cuts the PF region (its PF-DRR mean would be a
-part's). A PF region the pair's crop cuts is recorded (``pf_cut_by_pair_crop``): the
-crop is the paper's normalisation, and the BMD comes from the uncropped PF-DRR. A
+part's); the reason names the edges. A PF region the pair's crop cuts is kept and
+flagged (``pf_cut_by_pair_crop``, the reason naming the pair's edges: superior,
+inferior, lateral, medial): the crop is the paper's normalisation. A
 suspect one is kept and flagged (``status`` = suspect, with the reasons), so a reviewer can
 check it in the audit report and a model can leave it out by a filter.
 """
@@ -46,6 +47,13 @@ def _status(record: dict, bodies) -> tuple[str, list[str]]:
     return worst, reasons
 
 
+def _cut_reason(what: str, edges: list[str] | None) -> str:
+    """``what`` and the edges that cut (records before the edges were named: "edge")."""
+    if not edges:
+        return f"{what} edge"
+    return f"{what} {' and '.join(edges)} edge{'s' if len(edges) > 1 else ''}"
+
+
 def dataset_tables(
     records: list[dict], subjects: pd.DataFrame, ct_bmd: dict[str, dict]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -81,7 +89,8 @@ def dataset_tables(
             why = ["registration failed: " + "; ".join(reasons)] if status == "failed" else []
             if name == "B" and cut.get("by_radiograph_edge"):
                 # Its PF-DRR, and the BMD read from it, would be a part of the region's.
-                why.append("the PF region is cut by the radiograph's edge")
+                why.append(_cut_reason("the PF region is cut by the radiograph's",
+                                       cut.get("radiograph_edges")))  # fmt: skip
             if why:
                 excluded.append(
                     {
@@ -93,7 +102,8 @@ def dataset_tables(
                 )
                 continue
             if cut.get("by_pair_crop"):
-                reasons = [*reasons, "the pair's crop cuts the PF region"]
+                reasons = [*reasons, _cut_reason("the pair's crop cuts the PF region at its",
+                                                 cut.get("pair_edges"))]  # fmt: skip
             rows[name].append(
                 {
                     **base,

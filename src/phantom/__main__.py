@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--truth", nargs="+", required=True)
     m.add_argument("--out-subjects", required=True)
     m.add_argument("--out-radiographs", required=True)
+    t = sub.add_parser("true-poses", help="a view's true poses as registration's pose files")
+    t.add_argument("--view", required=True, help="truth/radiographs/<image>.json")
+    t.add_argument("--side", choices=("L", "R"), required=True, help="the target femur's side")
+    t.add_argument("--out-pelvis", required=True)
+    t.add_argument("--out-femur", required=True)
     a = ap.parse_args(argv)
     if a.command == "subject":
         if len(a.voxel_mm) not in (1, 3):
@@ -53,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         from phantom.preview import preview
 
         preview(a.subject_dir, a.out)
+    elif a.command == "true-poses":
+        from phantom.radiographs import write_true_poses
+
+        write_true_poses(a.view, a.side, a.out_pelvis, a.out_femur)
     else:
         write_manifest(a.truth, a.out_subjects, a.out_radiographs)
     return 0

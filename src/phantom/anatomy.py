@@ -306,8 +306,12 @@ def sdf_in_box(func, grid: Grid, key_points: np.ndarray, margin_mm: float) -> np
     return out
 
 
-def make_grid(voxel_mm, extent_lo=(-215, -130, -170), extent_hi=(215, 176, 160)) -> Grid:
-    """The CT grid over the hips; ``voxel_mm`` is one size or (x, y, z) sizes in mm."""
+def make_grid(voxel_mm, extent_lo=(-215, -130, -206), extent_hi=(215, 176, 196)) -> Grid:
+    """The CT grid over the hips; ``voxel_mm`` is one size or (x, y, z) sizes in mm.
+
+    It reaches 206 mm below and 196 mm above the femoral heads: beyond where the
+    radiographs' field of view (the phantom's 35 × 43 cm detector, magnified about 1.15,
+    positioned ± 10 mm) meets the body, so no radiograph shows the CT's cut ends."""
     lo, hi = np.asarray(extent_lo, float), np.asarray(extent_hi, float)
     spacing = np.broadcast_to(np.asarray(voxel_mm, dtype=float), (3,)).copy()
     size = tuple(int(v) for v in np.round((hi - lo) / spacing).astype(int) + 1)

@@ -19,9 +19,9 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from conventions.ct import voxel_to_physical_matrix
-from conventions.geometry import ProjectionGeometry
+from conventions.geometry import ProjectionGeometry, read_json_object
 from conventions.labels import BONE_LABELS
-from conventions.pose import R_AP, rigid_matrix, rotation_about
+from conventions.pose import R_AP, Pose, rigid_matrix, rotation_about, write_pose
 from drr.simulate import (
     XraySettings,
     expose,
@@ -52,11 +52,14 @@ PELVIC_TILT_DEG = {
 
 @dataclass
 class Detector:
-    """A flat-panel detector for the synthetic radiographs (coarse enough to render fast)."""
+    """A flat-panel detector for the synthetic radiographs: a clinical field, coarse pixels
+    (render time goes with the pixel count)."""
 
-    # 24 × 38 cm: the hips and both proximal femurs, inside the CT's field of view.
-    rows: int = 300
-    cols: int = 480
+    # A 35 × 43 cm cassette across the patient (width/height 1.23, the paper's clinical
+    # images run 0.88 to 1.23): from above the iliac crest to well below the lesser
+    # trochanter, so each hip's half keeps its whole proximal femur in the pair's crop.
+    rows: int = 440
+    cols: int = 540
     pixel_mm: float = 0.8
 
 
@@ -163,3 +166,16 @@ def render_view(
     areal = project_materials(bodies, geometry)
     image = expose(areal, geometry, XraySettings(**view["exposure"]), rng)
     return image, geometry, poses
+
+
+def write_true_poses(view_json, side: str, out_pelvis, out_femur) -> None:
+    """A view's true poses (``truth/radiographs/<image>.json``) as registration's pose
+    files, the pelvis and the ``side`` femur, status ok: the dataset built on them shows
+    what the models learn when registration is perfect (``registration.poses: true``)."""
+    view = read_json_object(view_json)
+    femur = "femur_left" if side == "L" else "femur_right"
+    note = "the phantom's true pose (registration.poses: true), no search"
+    for body, key, out in (("pelvis", "pelvis", out_pelvis), ("femur", femur, out_femur)):
+        extra = {"radiograph": view["image_id"], "initialisation": note, "body": body,
+                 "gc": None, "status": "ok", "reasons": []}  # fmt: skip
+        write_pose(out, Pose(np.array(view["camera_from_ct"][key]), extra))

@@ -75,7 +75,8 @@ def registration_montage(
             axes[1].imshow(layer, interpolation="nearest")
             status = pose.extra.get("status", "?")
             reasons = "; ".join(pose.extra.get("reasons", []))
-            text = f"{body}: GC {pose.extra.get('gc', float('nan')):.3f}, {status}"
+            gc = pose.extra.get("gc")  # none for a true pose (registration.poses: true)
+            text = f"{body}: GC {'n/a' if gc is None else f'{gc:.3f}'}, {status}"
             axes[1].text(
                 0.0, -0.03 - 0.07 * i, text + (f" ({reasons})" if reasons else ""),
                 transform=axes[1].transAxes, va="top", fontsize=8, family="monospace",
