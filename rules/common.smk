@@ -398,6 +398,7 @@ def all_products():
         "results/cohort/evaluation/bland_altman.png",
         "results/cohort/evaluation/absolute_error.png",
         "results/cohort/evaluation/posewise.png",
+        "results/cohort/evaluation/pf_roi_intensity.png",
         "results/cohort/posewise.tsv",
         "results/cohort/statistics.tsv",
         "results/cohort/failure_detection.tsv",

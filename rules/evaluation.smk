@@ -87,3 +87,34 @@ rule evaluation_plots:
         " --out-scatter {output.scatter}"
         " --out-bland-altman {output.bland_altman} --out-absolute-error {output.absolute_error}"
         " --out-posewise {output.posewise} > {log} 2>&1"
+
+
+# The paper's Fig. 1: what the PF region's mean intensity of the radiograph, of the
+# ground-truth PF-DRR and of the predicted PF-DRR tells about BMD (main's test pairs).
+rule pf_intensities:
+    input:
+        expand("results/models/main/fold{fold}/pf_roi_intensities.tsv", fold=FOLDS),
+    output:
+        table="results/cohort/pf_roi_intensities.tsv",
+        correlations="results/cohort/pf_roi_intensity_pcc.tsv",
+        figure=report(
+            "results/cohort/evaluation/pf_roi_intensity.png",
+            caption="../report/evaluation_pf_intensity.rst",
+            category="Evaluation",
+            labels={"figure": "PF-region intensity vs BMD (Fig. 1)"},
+        ),
+    params:
+        code=source_hash("evaluation"),
+    conda:
+        "../envs/evaluation.yaml"
+    log:
+        "logs/pf_intensities.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m evaluation intensities --intensities {input}"
+        " --out-table {output.table} --out-correlations {output.correlations}"
+        " --out-figure {output.figure} > {log} 2>&1"

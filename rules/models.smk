@@ -75,6 +75,7 @@ rule predict_fold:
         predictions="results/models/{experiment}/fold{fold}/predictions.tsv",
         calibration="results/models/{experiment}/fold{fold}/calibration.json",
         checks="results/models/{experiment}/fold{fold}/pf_drr_checks.tsv",
+        intensities="results/models/{experiment}/fold{fold}/pf_roi_intensities.tsv",
     params:
         code=source_hash("models"),
         factor=MODELS["factor"],
@@ -92,7 +93,7 @@ rule predict_fold:
         " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
         " --factor {params.factor} {params.poses} --regressors {input.regressors}"
         " --out-predictions {output.predictions} --out-calibration {output.calibration}"
-        " --out-checks {output.checks} > {log} 2>&1"
+        " --out-checks {output.checks} --out-intensities {output.intensities} > {log} 2>&1"
 
 
 rule train_stage3:

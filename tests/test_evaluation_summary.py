@@ -123,3 +123,33 @@ def test_robustness_experiments_get_their_own_table2_sections(predictions, tmp_p
     assert "colder" in capsys.readouterr().err
     assert evaluation_main([*base, "--experiment", f"limited_poses={predictions}"]) == 2
     assert "--limited-poses" in capsys.readouterr().err
+
+
+def test_fig1_intensities_their_pccs_and_figure(tmp_path):
+    """The PF-region intensities of each image against BMD (the paper's Fig. 1): a PF-DRR
+    mean that is a line of the BMD correlates 1, one that falls with it −1, and the
+    correlation table and figure say so."""
+    bmd = np.array([0.6, 0.7, 0.8, 0.9, 1.0])
+    rows = pd.DataFrame({
+        "subject_id": list("ABCDE"), "image": "ap", "pose": "supine", "fold": 0,
+        "radiograph": [3.0, 1.0, 4.0, 1.0, 5.0], "radiograph_standardised": -bmd,
+        "gt_pf_drr": 2 * bmd + 0.1, "predicted_pf_drr": bmd, "dxa_bmd_g_cm2": bmd,
+        "qct_bmd_mg_cm3": 300 * bmd,
+    })  # fmt: skip
+    paths = [tmp_path / "fold0.tsv", tmp_path / "fold1.tsv"]
+    rows.iloc[:3].to_csv(paths[0], sep="\t", index=False)
+    rows.iloc[3:].to_csv(paths[1], sep="\t", index=False)
+    out = {k: tmp_path / f"{k}.out" for k in ("table", "correlations", "figure")}
+    args = ["intensities", "--intensities", *map(str, paths)]
+    for name in out:
+        args += [f"--out-{name}", str(out[name])]
+    assert evaluation_main(args) == 0
+    assert len(pd.read_csv(out["table"], sep="\t")) == 5  # the folds gathered
+    pcc = pd.read_csv(out["correlations"], sep="\t").set_index(["target", "image"])["pcc"]
+    expected = np.corrcoef([3.0, 1.0, 4.0, 1.0, 5.0], bmd)[0, 1]
+    for target in ("dxa_bmd_g_cm2", "qct_bmd_mg_cm3"):
+        assert pcc[target, "gt_pf_drr"] == pytest.approx(1.0)
+        assert pcc[target, "predicted_pf_drr"] == pytest.approx(1.0)
+        assert pcc[target, "radiograph_standardised"] == pytest.approx(-1.0)
+        assert pcc[target, "radiograph"] == pytest.approx(expected, rel=1e-5)  # 6 digits
+    assert out["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 import torch
@@ -85,3 +86,30 @@ def test_predict_cli_gives_the_pf_drr_and_both_bmds(tmp_path):
     train_regressor(data, RegressionConfig(**{**rcfg.to_dict(), "factor": 4}), tmp_path / "r4",
                     init_from=tmp_path / "g" / "final.pt", progress=False)  # fmt: skip
     assert models_main([*args, "--regressor", str(tmp_path / "r4" / "final.pt")]) == 2
+
+
+def test_pf_roi_intensities_are_means_over_the_pf_silhouette(tmp_path):
+    """Fig. 1's intensities of one pair: the radiograph's and the ground-truth PF-DRR's
+    means over the PF mask, and the predicted PF-DRR's over the mask at the model's
+    resolution (blocks at least half inside)."""
+    from models.__main__ import pf_roi_intensities
+
+    xray = np.full((8, 8), 100.0, np.float32)
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4, :4] = 1
+    xray[:4, :4] = 300.0  # the PF region is brighter than the rest
+    truth = np.where(mask > 0, 0.9, 0.0).astype(np.float32)
+    np.savez(tmp_path / "pair.npz", xray=xray, pf_drr_g_cm2=truth, pf_mask=mask)
+    table = pd.DataFrame({"subject_id": ["S1"], "image": ["ap"], "pose": ["supine"],
+                          "pair": [str(tmp_path / "pair.npz")], "dxa_bmd_g_cm2": [0.8],
+                          "qct_bmd_mg_cm3": [250.0]})  # fmt: skip
+    predicted = np.zeros((1, 4, 4), np.float32)  # factor 2: 2 × 2 blocks of the mask
+    predicted[0, :2, :2] = 0.7
+    predicted[0, 2:, 2:] = 5.0  # outside the region: not counted
+    row = pf_roi_intensities(table, np.array([True]), 0, 2, predicted).iloc[0]
+    assert row["radiograph"] == pytest.approx(300.0)
+    z = (300.0 - xray.mean()) / xray.std()
+    assert row["radiograph_standardised"] == pytest.approx(z, rel=1e-5)
+    assert row["gt_pf_drr"] == pytest.approx(0.9)
+    assert row["predicted_pf_drr"] == pytest.approx(0.7)
+    assert row["dxa_bmd_g_cm2"] == 0.8 and row["qct_bmd_mg_cm3"] == 250.0

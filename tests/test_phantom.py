@@ -253,3 +253,24 @@ def test_landmarks_are_written_in_lps_where_anatomy_puts_them(subject):
         lt = lm[f"lesser_trochanter_{side}"] - head
         assert lt[2] < -40 and s * lt[0] > 0  # below the head, on the same side
     assert abs(lm["pubic_symphysis"][0]) < 1e-9 and lm["pubic_symphysis"][1] < 0
+
+
+def test_true_poses_are_the_views_poses_in_registrations_format(subject, tmp_path):
+    """``python -m phantom true-poses``: the view's pelvis and target-side femur poses,
+    read back through the pose convention, status ok, for either side."""
+    from conventions.pose import read_pose
+    from phantom.__main__ import main as phantom_main
+
+    out, _ = subject
+    view = out / "S001" / "truth" / "radiographs" / "supine.json"
+    truth = json.loads(view.read_text())["camera_from_ct"]
+    for side, femur in (("L", "femur_left"), ("R", "femur_right")):
+        pelvis, femur_out = tmp_path / f"pelvis_{side}.json", tmp_path / f"femur_{side}.json"
+        args = ["true-poses", "--view", str(view), "--side", side,
+                "--out-pelvis", str(pelvis), "--out-femur", str(femur_out)]  # fmt: skip
+        assert phantom_main(args) == 0
+        p, f = read_pose(pelvis), read_pose(femur_out)
+        assert np.array_equal(p.camera_from_ct, np.array(truth["pelvis"]))
+        assert np.array_equal(f.camera_from_ct, np.array(truth[femur]))
+        assert f.extra["status"] == "ok" and f.extra["body"] == "femur"
+        assert not np.allclose(truth["femur_left"], truth["femur_right"])

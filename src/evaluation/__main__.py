@@ -29,6 +29,7 @@ from evaluation.plots import (
     absolute_error_figure,
     bland_altman_figure,
     compression_figure,
+    pf_intensity_figure,
     posewise_figure,
     save_png,
     scatter_figure,
@@ -40,6 +41,7 @@ from evaluation.summary import (
     cohort_metrics,
     compression_metrics,
     failure_detection_metrics,
+    pf_intensity_correlations,
     posewise_metrics,
     table2_markdown,
 )
@@ -186,6 +188,20 @@ def compression_command(a) -> int:
     return 0
 
 
+def intensities_command(a) -> int:
+    """The paper's Fig. 1: the folds' PF-region intensities, their PCCs with BMD, the
+    figure."""
+    frames = [pd.read_csv(p, sep="\t", dtype={"subject_id": str, "image": str})
+              for p in a.intensities]  # fmt: skip
+    table = pd.concat(frames, ignore_index=True).sort_values(["subject_id", "image"])
+    correlations = pf_intensity_correlations(table)
+    write_text(a.out_table, _tsv(table))
+    write_text(a.out_correlations, _tsv(correlations))
+    save_png(pf_intensity_figure(table, correlations), a.out_figure)
+    print(correlations.to_string(index=False))
+    return 0
+
+
 def _prediction_arguments(p: argparse.ArgumentParser) -> None:
     """The main experiment's predictions and the robustness experiments' (summarise and
     plots read the same)."""
@@ -263,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-table", required=True)
     p.add_argument("--out-figure", required=True)
     p.set_defaults(run=compression_command)
+    p = sub.add_parser("intensities", help="Fig. 1: PF-region intensities against BMD")
+    p.add_argument("--intensities", nargs="+", required=True,
+                   help="the folds' predict-fold --out-intensities tables")  # fmt: skip
+    p.add_argument("--out-table", required=True, help="all of them in one table")
+    p.add_argument("--out-correlations", required=True, help="PCC per image and target")
+    p.add_argument("--out-figure", required=True)
+    p.set_defaults(run=intensities_command)
     a = ap.parse_args(argv)
     try:
         return a.run(a)

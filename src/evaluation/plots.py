@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 
 from conventions.files import atomic_path
 from evaluation.metrics import bland_altman, icc, pearson
-from evaluation.summary import METHODS, TARGETS, ordered_methods
+from evaluation.summary import METHODS, PF_INTENSITIES, TARGETS, ordered_methods
 
 
 def _panels(predictions: pd.DataFrame):
@@ -169,6 +169,25 @@ def compression_figure(curves: pd.DataFrame) -> Figure:
         ax.set_ylabel(f"PCC with {name}", fontsize=7)
         ax.set_title(f"{name}: compression of the test radiographs", fontsize=8)
     _legend_below(fig)
+    return fig
+
+
+def pf_intensity_figure(intensities: pd.DataFrame, correlations: pd.DataFrame) -> Figure:
+    """The paper's Fig. 1 on this cohort: per image (radiograph, ground-truth and
+    predicted PF-DRR), the PF region's mean intensity against DXA-BMD, PCC in the title."""
+    target = "dxa_bmd_g_cm2" if "dxa_bmd_g_cm2" in intensities.columns else "qct_bmd_mg_cm3"
+    name, unit = TARGETS[target]
+    fig = Figure(figsize=(2.8 * len(PF_INTENSITIES), 2.9))
+    pcc = correlations[correlations["target"] == target].set_index("image")["pcc"]
+    for k, (image, label) in enumerate(PF_INTENSITIES.items()):
+        ax = fig.add_subplot(1, len(PF_INTENSITIES), k + 1)
+        ax.scatter(intensities[target], intensities[image], s=5, alpha=0.6, linewidths=0)
+        ax.set_title(f"{label}\nr = {pcc.get(image, float('nan')):.2f}", fontsize=8)
+        ax.set_xlabel(f"{name} ({unit})", fontsize=7)
+        unit_y = "g/cm²" if image.endswith("pf_drr") else "pixel value"
+        ax.set_ylabel(f"PF-region mean ({unit_y})", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
     return fig
 
 

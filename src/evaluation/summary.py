@@ -198,3 +198,30 @@ def _table2_rows(metrics: pd.DataFrame) -> list[str]:
                       _cell(r.see, digits), rms]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+# The paper's Fig. 1: what the PF region's mean intensity of each image says about BMD.
+PF_INTENSITIES = {
+    "radiograph": "Radiograph (stored values)",
+    "radiograph_standardised": "Radiograph (standardised)",
+    "gt_pf_drr": "Ground-truth PF-DRR",
+    "predicted_pf_drr": "Predicted PF-DRR",
+}
+
+
+def pf_intensity_correlations(intensities: pd.DataFrame) -> pd.DataFrame:
+    """PCC (and p) of each image's PF-region mean intensity with each BMD target, over
+    the test pairs pooled across folds (``python -m models predict-fold
+    --out-intensities``)."""
+    rows = []
+    for target in TARGETS:
+        if target not in intensities.columns:
+            continue
+        for image in PF_INTENSITIES:
+            x, y = intensities[image].to_numpy(float), intensities[target].to_numpy(float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            r, p = pearson(x[ok], y[ok]) if ok.sum() >= 3 and np.ptp(x[ok]) > 0 else (
+                float("nan"), float("nan"))  # fmt: skip
+            rows.append({"image": image, "target": target, "n": int(ok.sum()), "pcc": r,
+                         "pcc_p": p})  # fmt: skip
+    return pd.DataFrame(rows, columns=["image", "target", "n", "pcc", "pcc_p"])

@@ -38,14 +38,16 @@ from conventions.errors import InputError
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_json_object
 from conventions.radiograph import read_radiograph
-from models.bmd import BmdCalibration, fit_bmd_calibration
+from models.bmd import BmdCalibration, fit_bmd_calibration, roi_mean
 from models.data import (
     PairDataset,
     RegressionDataset,
+    block_mean,
     fold_rows,
     fold_subjects,
     load_input,
     load_pair,
+    standardise,
 )
 from models.plausibility import FEATURES, PlausibleRange
 from models.predict import load_generator, predict_images, predict_radiograph
@@ -135,6 +137,10 @@ def predict_fold_command(a) -> int:
         rows += regressor_rows(table[is_test].reset_index(drop=True), a.regressors, a.fold)
     out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     write_text(a.out_predictions, out.to_csv(sep="\t", index=False, float_format="%.6g"))
+    if a.out_intensities:
+        intensities = pf_roi_intensities(table, is_test, a.fold, a.factor, predicted)
+        write_text(a.out_intensities,
+                   intensities.to_csv(sep="\t", index=False, float_format="%.6g"))  # fmt: skip
     if a.out_checks:
         # Failure detection: the test PF-DRRs against the training fold's true ones.
         plausible = None
@@ -146,6 +152,28 @@ def predict_fold_command(a) -> int:
     write_json(a.out_calibration, {"fold": a.fold, "factor": a.factor, **calibrations})
     print(f"fold {a.fold}: {len(out)} predictions of {int(is_test.sum())} test pairs")
     return 0
+
+
+def pf_roi_intensities(table, which, fold, factor, predicted) -> pd.DataFrame:
+    """The paper's Fig. 1, per selected pair: the mean over the PF region's silhouette of
+    the radiograph (its pixel values as stored, and standardised as the models see it),
+    of the ground-truth PF-DRR and of the predicted PF-DRR (at the model's resolution,
+    over the silhouette's pixels there), beside the subject's BMD."""
+    rows = []
+    for i in np.flatnonzero(which):
+        with np.load(table["pair"].iloc[i]) as pair:
+            xray, truth, mask = pair["xray"], pair["pf_drr_g_cm2"], pair["pf_mask"] > 0
+        coarse = block_mean(mask.astype(np.float32), factor) >= 0.5
+        rows.append({
+            "subject_id": table["subject_id"].iloc[i], "image": table["image"].iloc[i],
+            "pose": table["pose"].iloc[i], "fold": fold,
+            "radiograph": roi_mean(xray, mask),
+            "radiograph_standardised": roi_mean(standardise(xray), mask),
+            "gt_pf_drr": roi_mean(truth, mask),
+            "predicted_pf_drr": roi_mean(predicted[i], coarse),
+            **{t: float(table[t].iloc[i]) for t in BMD_TARGETS},
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 CHECK_COLUMNS = ["subject_id", "image", "pose", "fold", *FEATURES,
@@ -351,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="the fold's regressors (frozen.pt / final.pt): their BMD too",
     )
+    p.add_argument("--out-intensities", default=None,
+                   help="the test pairs' PF-region mean intensities (Fig. 1, TSV)")  # fmt: skip
     p.add_argument("--out-checks", default=None,
                    help="failure detection: the test PF-DRRs' plausibility (TSV)")  # fmt: skip
     p.set_defaults(run=predict_fold_command)

@@ -85,3 +85,9 @@ def fit_bmd_calibration(
         target, best, float(slope), float(intercept), usable[best], int(ok.sum())
     )
     return calibration, curve
+
+
+def roi_mean(image: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of ``image`` over ``mask``'s pixels (NaN for an empty mask)."""
+    mask = np.asarray(mask, bool)
+    return float(np.asarray(image, float)[mask].mean()) if mask.any() else float("nan")
