@@ -24,6 +24,7 @@ rule evaluate:
         t_mean=EVALUATION["t_score_reference"]["mean_g_cm2"],
         t_sd=EVALUATION["t_score_reference"]["sd_g_cm2"],
         experiments=experiment_arguments,
+        bmd_fit=MODELS["bmd_fit"],
     conda:
         "../envs/evaluation.yaml"
     log:
@@ -36,7 +37,7 @@ rule evaluate:
     shell:
         "python -m evaluation summarise --predictions {input.predictions} {params.experiments}"
         " --out-metrics {output.metrics} --out-table {output.table}"
-        " --t-mean {params.t_mean} --t-sd {params.t_sd}"
+        " --t-mean {params.t_mean} --t-sd {params.t_sd} --bmd-fit {params.bmd_fit}"
         " --out-posewise {output.posewise} --out-statistics {output.statistics}"
         " --checks {input.checks} --out-failure {output.failure}"
         " --out-categories {output.categories} > {log} 2>&1"

@@ -80,6 +80,7 @@ rule predict_fold:
         code=source_hash("models"),
         factor=MODELS["factor"],
         poses=poses_argument,
+        bmd_fit=MODELS["bmd_fit"],
     conda:
         "../envs/models.yaml"
     log:
@@ -91,7 +92,8 @@ rule predict_fold:
     shell:
         "python -m models predict-fold --model {input.model}"
         " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
-        " --factor {params.factor} {params.poses} --regressors {input.regressors}"
+        " --factor {params.factor} --bmd-fit {params.bmd_fit} {params.poses}"
+        " --regressors {input.regressors}"
         " --out-predictions {output.predictions} --out-calibration {output.calibration}"
         " --out-checks {output.checks} --out-intensities {output.intensities} > {log} 2>&1"
 

@@ -53,6 +53,11 @@ def test_table2_matches_hand_computed_values(predictions, tmp_path):
     table = out_table.read_text()
     assert "| Decomposition | 1.000 | 1.000 | 0.000 | 0.000 | 0.00% | – |" in table
     assert "| Conventional regression |" in table and "15.87%" in table
+    assert "fitted on" not in table  # not told what the BMD line was fitted on
+    args = ["summarise", "--predictions", str(predictions), "--out-metrics", str(out_metrics),
+            "--out-table", str(out_table), "--bmd-fit", "ground_truth"]  # fmt: skip
+    assert evaluation_main(args) == 0
+    assert "fitted on the training fold's ground-truth PF-DRRs" in out_table.read_text()
 
 
 def test_a_predictions_file_without_its_columns_is_refused(tmp_path, capsys):

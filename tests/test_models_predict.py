@@ -14,7 +14,8 @@ import torch
 from dataset.pairs import pair_transform
 from models.__main__ import main as models_main
 from models.bmd import BmdCalibration
-from models.predict import predict_radiograph
+from models.data import load_pair
+from models.predict import load_generator, predict_images, predict_radiograph
 from models.train import TrainConfig, train_stage
 
 
@@ -113,3 +114,41 @@ def test_pf_roi_intensities_are_means_over_the_pf_silhouette(tmp_path):
     assert row["gt_pf_drr"] == pytest.approx(0.9)
     assert row["predicted_pf_drr"] == pytest.approx(0.7)
     assert row["dxa_bmd_g_cm2"] == 0.8 and row["qct_bmd_mg_cm3"] == 250.0
+
+
+@pytest.mark.parametrize("bmd_fit", ["ground_truth", "predicted"])
+def test_predict_fold_fits_the_bmd_line_on_what_it_is_told(tmp_path, bmd_fit):
+    """The decomposition's threshold and line come from the training fold's ground-truth
+    PF-DRRs (the paper's Fig. 4: then they are the gt_pf_drr method's, exactly) or from
+    the network's predictions of them; the test subjects get that line applied to their
+    predicted PF-DRRs either way."""
+    from models.data import PairDataset
+    from tiny_pairs import write_tiny_pairs
+
+    table = write_tiny_pairs(tmp_path / "pairs", 8, shape=(64, 32))
+    subjects = [f"S{i:03d}" for i in range(8)]
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"folds": [{"train": subjects[:6], "test": subjects[6:]}]}))
+    cfg = TrainConfig(epochs=1, batch_size=4, width=8, adversarial=False)
+    train_stage(PairDataset(table, subjects[:6], "pf"), cfg, tmp_path / "g", progress=False)
+    out = {k: tmp_path / f"{k}.out" for k in ("predictions", "calibration")}
+    args = ["predict-fold", "--model", str(tmp_path / "g" / "final.pt"), "--table", str(table),
+            "--folds", str(folds), "--fold", "0", "--bmd-fit", bmd_fit,
+            "--out-predictions", str(out["predictions"]),
+            "--out-calibration", str(out["calibration"])]  # fmt: skip
+    assert models_main(args) == 0
+    doc = json.loads(out["calibration"].read_text())
+    assert doc["bmd_fit"] == bmd_fit
+    decomposition, truth = doc["decomposition/dxa_bmd_g_cm2"], doc["gt_pf_drr/dxa_bmd_g_cm2"]
+    keys = ("threshold_g_cm2", "slope", "intercept")
+    same = all(decomposition[k] == truth[k] for k in keys)
+    assert same == (bmd_fit == "ground_truth")  # one epoch: predictions are not the truth
+    predictions = pd.read_csv(out["predictions"], sep="\t", dtype={"subject_id": str})
+    rows = predictions[(predictions.method == "decomposition")
+                       & (predictions.target == "dxa_bmd_g_cm2")]  # fmt: skip
+    assert sorted(rows.subject_id) == subjects[6:]
+    cal = BmdCalibration.from_record(decomposition)
+    generator, _ = load_generator(str(tmp_path / "g" / "final.pt"))
+    pairs = pd.read_csv(table, sep="\t").set_index("subject_id").loc[subjects[6:], "pair"]
+    images = predict_images(generator, np.stack([load_pair(p, "pf")[0] for p in pairs]))
+    assert rows.prediction.to_numpy() == pytest.approx(cal.predict(images), rel=1e-5)

@@ -117,7 +117,8 @@ def summarise_command(a) -> int:
     predictions = experiments["main"]
     metrics = pd.concat([cohort_metrics(p, e) for e, p in experiments.items()], ignore_index=True)
     write_text(a.out_metrics, _tsv(metrics))
-    write_text(a.out_table, table2_markdown(metrics, experiment_titles(a.limited_poses)))
+    titles = experiment_titles(a.limited_poses)
+    write_text(a.out_table, table2_markdown(metrics, titles, a.bmd_fit))
     if a.out_posewise:
         table = pd.concat([posewise_metrics(p, e) for e, p in experiments.items()])
         write_text(a.out_posewise, _tsv(table))
@@ -239,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         default=NHANES_TOTAL_HIP_WOMEN["sd_g_cm2"],
         help="T-score reference SD, g/cm²",
     )
+    p.add_argument("--bmd-fit", choices=("ground_truth", "predicted"), default=None,
+                   help="what the BMD line was fitted on (Table 2's note)")  # fmt: skip
     p.add_argument("--out-posewise", default=None, help="PCC and MAE per pose (TSV)")
     p.add_argument(
         "--out-statistics",

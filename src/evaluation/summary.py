@@ -156,9 +156,18 @@ def _cell(value: float, digits: int) -> str:
     return "–" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def table2_markdown(metrics: pd.DataFrame, titles: dict[str, str] | None = None) -> str:
+BMD_FITS = {
+    "ground_truth": "the training fold's ground-truth PF-DRRs, as in the paper's Fig. 4",
+    "predicted": "the network's predicted PF-DRRs of the training fold's radiographs",
+}
+
+
+def table2_markdown(
+    metrics: pd.DataFrame, titles: dict[str, str] | None = None, bmd_fit: str | None = None
+) -> str:
     """Table 2's shape: a row per method; PCC, ICC(2,1), MAE, SEE and RMS-CV per target;
-    a section per experiment (headed by ``titles``) when there is more than one."""
+    a section per experiment (headed by ``titles``) when there is more than one; with
+    ``bmd_fit``, a note of what the decomposition's BMD threshold and line were fitted on."""
     experiments = list(dict.fromkeys(metrics["experiment"])) if len(metrics) else ["main"]
     lines = []
     for experiment in experiments:
@@ -173,6 +182,9 @@ def table2_markdown(metrics: pd.DataFrame, titles: dict[str, str] | None = None)
         "(docs/evaluation.md). The null model predicts each test subject's training-fold "
         "mean: a method must beat it to carry information.",
     ]
+    if bmd_fit:
+        lines[-1] += (" The decomposition's BMD threshold and line were fitted on "
+                      f"{BMD_FITS[bmd_fit]}.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

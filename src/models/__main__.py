@@ -103,7 +103,13 @@ def predict_fold_command(a) -> int:
     # poses only, in a limited-pose training); every pose of the test subjects is predicted.
     is_test = table["subject_id"].isin(set(test)).to_numpy()
     is_train = ~is_test & (table["pose"].isin(set(a.poses)).to_numpy() if a.poses else True)
-    rows, calibrations = [], {}
+    rows, calibrations = [], {"bmd_fit": a.bmd_fit}
+    # The threshold and line that read BMD off a PF-DRR are fitted on the training
+    # fold's ground-truth PF-DRRs (the paper's Fig. 4; the network is trained to
+    # reproduce them) or, with --bmd-fit predicted, on the network's own predictions of
+    # its training radiographs (which it has fitted, not predicted).
+    fit_images = {"decomposition": truth_images if a.bmd_fit == "ground_truth" else predicted,
+                  "gt_pf_drr": truth_images}  # fmt: skip
     for method, images in (("decomposition", predicted), ("gt_pf_drr", truth_images)):
         for target in BMD_TARGETS:
             values = table[target].to_numpy(float)
@@ -112,8 +118,9 @@ def predict_fold_command(a) -> int:
                 continue
             try:
                 cal, curve = fit_bmd_calibration(
-                    [images[i] for i in np.flatnonzero(fit_rows)], values[fit_rows], target
-                )
+                    [fit_images[method][i] for i in np.flatnonzero(fit_rows)],
+                    values[fit_rows], target,
+                )  # fmt: skip
             except ValueError as e:
                 # A collapsed network (the same image for every radiograph): its BMD is
                 # unknown, recorded as such; the fold's other methods still count.
@@ -371,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poses", nargs="*", default=None,
                    help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--factor", type=int, default=1, help="the model's training downsampling")
+    p.add_argument("--bmd-fit", choices=("ground_truth", "predicted"), default="ground_truth",
+                   help="fit the BMD threshold and line on the training fold's ground-truth "
+                   "PF-DRRs (the paper's) or on their predictions")  # fmt: skip
     p.add_argument("--out-predictions", required=True)
     p.add_argument("--out-calibration", required=True)
     p.add_argument(
