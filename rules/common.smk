@@ -261,7 +261,7 @@ def status_arguments(wildcards):
 def stage_config(stage):
     """The training settings of a stage (config ``models``), as ``python -m models train``
     takes them."""
-    skip = ("stage1", "stage2", "stage3", "baseline", "gpus", "hierarchical")
+    skip = ("stage1", "stage2", "stage3", "baseline", "gpus", "hierarchical", "bmd_fit")
     cfg = {k: v for k, v in MODELS.items() if k not in skip}
     return {**cfg, **MODELS[f"stage{stage}"]}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -105,6 +106,25 @@ def test_drr_jobs_run_on_cuda_and_ask_for_a_gpu_when_the_config_says_so(workflow
             block = block[: block.index("python -m") + 400]
             assert f"gpu={gpus}" in block.replace(" ", ""), (rule, gpus)
             assert f"--device {device}" in block, (rule, gpus)
+
+
+def test_every_training_job_gets_settings_its_trainer_accepts(workflow):
+    """The config's models block, as the rules hand it to ``python -m models train`` and
+    ``train-regressor``, holds only settings those take (an option added to the config
+    for another job must not reach them: a run would fail at training)."""
+    from models.train import TrainConfig
+    from models.train_regression import RegressionConfig
+
+    out = snakemake(workflow, "-n", "-p", "--forceall", "results/cohort/predictions.tsv").stdout
+    configs = re.findall(r"python -m models (train|train-regressor) .*?--config '(\{.*?\})'", out)
+    assert {kind for kind, _ in configs} == {"train", "train-regressor"}
+    for kind, text in configs:
+        settings = json.loads(text)
+        if kind == "train":
+            settings.pop("factor")
+            TrainConfig.from_dict({**TrainConfig().to_dict(), **settings})
+        else:
+            RegressionConfig.from_dict({**settings, "kind": "conventional", "target": "x"})
 
 
 def test_true_poses_replace_the_search_only_where_asked(workflow, tmp_path):
