@@ -94,6 +94,23 @@ def test_augmentation_moves_radiograph_and_target_alike():
         )
 
 
+def test_geometric_only_augmentation_keeps_the_intensities():
+    """Without the intensity draws the radiograph is only moved: a constant image stays
+    that constant wherever the moved image covers it, and the bone keeps its value
+    (nearest-neighbour resampling); with them, the constant changes."""
+    torch.manual_seed(4)
+    x = torch.full((1, 64, 32), 2.5)
+    y = torch.ones((1, 64, 32))
+    geometric = paper_augmentation(intensity=False)
+    paper = paper_augmentation()
+    for _ in range(5):
+        xa, ya = geometric(x, y)
+        covered = ya > 0.999  # inside the moved image (outside is filled with 0)
+        assert covered.any() and torch.allclose(xa[covered], torch.tensor(2.5))
+    values = {round(float(paper(x, y)[0][0, 32, 16]), 4) for _ in range(5)}
+    assert len(values - {0.0}) > 1  # brightness and contrast draws change it
+
+
 def test_a_fold_without_pairs_is_refused(tiny_dataset):
     with pytest.raises(ValueError, match="no pairs"):
         PairDataset(tiny_dataset, ["nobody"], "pf")

@@ -40,6 +40,7 @@ class TrainConfig:
     discriminator_scales: int = 2
     adversarial: bool = True
     augment: bool = True  # the paper's augmentations
+    augment_intensity: bool = True  # brightness and contrast too (models.data)
     weights: LossWeights = field(default_factory=LossWeights)
     seed: int = 2023
 

@@ -45,6 +45,7 @@ class RegressionConfig:
     batch_size: int = 4
     checkpoint_every: int = 5
     augment: bool = True  # the paper's augmentations
+    augment_intensity: bool = True  # brightness and contrast too (models.data)
     seed: int = 2023
     factor: int = 1  # the pairs' downsampling, as in stages one and two
     image_size: tuple[int, int] = (512, 256)  # the network's input, after ``factor``
