@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None, help="where the workflow runs (kept)")
     ap.add_argument("--cores", default="all")
     ap.add_argument("--config", default="configs/learning.yaml")
-    ap.add_argument("--min-pcc", type=float, default=0.5,
-                    help="the decomposition's PCC with DXA-BMD below which learning is broken")  # fmt: skip
+    ap.add_argument(
+        "--min-pcc",
+        type=float,
+        default=0.5,
+        help="the decomposition's PCC with DXA-BMD below which learning is broken",
+    )
     a = ap.parse_args(argv)
     workdir = Path(a.workdir or tempfile.mkdtemp(prefix="learning-")).resolve()
     copy_workflow(workdir)
