@@ -111,6 +111,24 @@ def test_geometric_only_augmentation_keeps_the_intensities():
     assert len(values - {0.0}) > 1  # brightness and contrast draws change it
 
 
+def test_augment_range_scales_the_paper_geometric_draws():
+    """At range 0 only the horizontal flip is left (the image or its mirror, exactly); at
+    the paper's range (1) rotations, shifts and vertical flips move the bone elsewhere.
+    A range outside [0, 1] is refused."""
+    torch.manual_seed(5)
+    x = torch.zeros((1, 64, 32))
+    x[0, 10:20, 4:12] = 1.0  # an asymmetric bone
+    none = paper_augmentation(intensity=False, geometric_range=0.0)
+    for _ in range(10):
+        xa, _ = none(x)
+        assert torch.equal(xa, x) or torch.equal(xa, x.flip(-1))
+    paper = paper_augmentation(intensity=False, geometric_range=1.0)
+    moved = [paper(x)[0] for _ in range(10)]
+    assert sum(not (torch.equal(m, x) or torch.equal(m, x.flip(-1))) for m in moved) >= 8
+    with pytest.raises(ValueError, match="geometric_range"):
+        paper_augmentation(geometric_range=1.5)
+
+
 def test_a_fold_without_pairs_is_refused(tiny_dataset):
     with pytest.raises(ValueError, match="no pairs"):
         PairDataset(tiny_dataset, ["nobody"], "pf")

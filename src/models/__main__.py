@@ -82,7 +82,8 @@ def train_command(a) -> int:
     factor = int(overrides.pop("factor", 1))
     cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **overrides})
     data = PairDataset(a.table, train, STAGE_TARGET[a.stage], factor, augment=cfg.augment,
-                       poses=a.poses, augment_intensity=cfg.augment_intensity)  # fmt: skip
+                       poses=a.poses, augment_intensity=cfg.augment_intensity,
+                       augment_range=cfg.augment_range)  # fmt: skip
     poses = f" in the poses {', '.join(a.poses)}" if a.poses else ""
     print(f"stage {a.stage}, fold {a.fold}: {len(data)} pairs of {len(train)} subjects{poses}")
     run = train_stage(data, cfg, a.out_dir, init_from=a.init, progress=not a.quiet)
@@ -216,7 +217,8 @@ def train_regressor_command(a) -> int:
     cfg = RegressionConfig.from_dict(settings)
     roi = cfg.roi_pixels if a.kind == "conventional" else None
     data = RegressionDataset(a.table, train, a.target, cfg.factor, cfg.augment, roi_size=roi,
-                             poses=a.poses, augment_intensity=cfg.augment_intensity)  # fmt: skip
+                             poses=a.poses, augment_intensity=cfg.augment_intensity,
+                             augment_range=cfg.augment_range)  # fmt: skip
     cfg.image_size = tuple(data.inputs[0].shape)
     print(f"{a.kind} regression of {a.target}, fold {a.fold}: {len(data)} radiographs of "
           f"{len(train)} subjects, input {cfg.image_size}")  # fmt: skip

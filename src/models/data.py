@@ -86,6 +86,7 @@ class PairDataset(torch.utils.data.Dataset):
         root: str | Path = ".",
         poses=None,
         augment_intensity: bool = True,
+        augment_range: float = 1.0,
     ):
         df = fold_rows(table, subjects, poses)
         if df.empty:
@@ -96,7 +97,7 @@ class PairDataset(torch.utils.data.Dataset):
         self.rows = df
         self.pairs = [load_pair(Path(root) / p, target, factor) for p in df["pair"]]
         self.augment = augment
-        self.transform = paper_augmentation(augment_intensity) if augment else None
+        self.transform = paper_augmentation(augment_intensity, augment_range) if augment else None
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -150,6 +151,7 @@ class RegressionDataset(torch.utils.data.Dataset):
         root: str | Path = ".",
         poses=None,
         augment_intensity: bool = True,
+        augment_range: float = 1.0,
     ):
         df = fold_rows(table, subjects, poses)
         df = df[np.isfinite(df[target].to_numpy(float))].reset_index(drop=True)
@@ -161,7 +163,7 @@ class RegressionDataset(torch.utils.data.Dataset):
         self.inputs = [load_input(Path(root) / p, factor, roi_size) for p in df["pair"]]
         self.bmd = df[target].to_numpy(np.float32)
         self.weights = sample_weights(self.bmd).astype(np.float32)
-        self.transform = paper_augmentation(augment_intensity) if augment else None
+        self.transform = paper_augmentation(augment_intensity, augment_range) if augment else None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -198,7 +200,7 @@ def load_input(path: str | Path, factor: int = 1, roi_size: int | None = None,
     return model_input(x, mask, factor, roi_size)
 
 
-def paper_augmentation(intensity: bool = True):
+def paper_augmentation(intensity: bool = True, geometric_range: float = 1.0):
     """Gu et al. 2023, Appendix A: rotation ±25°, shear ±9°, translation ±0.3, scaling
     ±0.3, horizontal and vertical flips (the same for radiograph and target), and with
     ``intensity`` brightness and contrast ±0.5 (the radiograph only).
@@ -206,12 +208,26 @@ def paper_augmentation(intensity: bool = True):
     BMD is an intensity: on a standardised radiograph the bone's contrast against the
     soft tissue is what carries it, and a contrast draw of ×[0.5, 1.5] blurs it by more
     than the cohort's BMD spread (SD 20 % of the mean). ``intensity=False`` keeps the
-    geometric augmentations only."""
+    geometric augmentations only.
+
+    ``geometric_range`` scales the paper's ranges (rotation, shear, translation, scaling)
+    and the vertical flip's probability (0.5 at 1): the paper's ranges are for hundreds
+    of epochs on a GPU; a network trained for tens of epochs on a CPU fits its training
+    pairs only under milder draws (docs/models.md). The horizontal flip stays: it turns
+    one hip into the other."""
+    if not 0.0 <= geometric_range <= 1.0:
+        raise ValueError(f"geometric_range must be in [0, 1], got {geometric_range}")
+    r = geometric_range
     geometric = v2.Compose(
         [
-            v2.RandomAffine(degrees=25, translate=(0.3, 0.3), scale=(0.7, 1.3), shear=9),
+            v2.RandomAffine(
+                degrees=25 * r,
+                translate=(0.3 * r, 0.3 * r),
+                scale=(1 - 0.3 * r, 1 + 0.3 * r),
+                shear=9 * r,
+            ),
             v2.RandomHorizontalFlip(),
-            v2.RandomVerticalFlip(),
+            v2.RandomVerticalFlip(p=0.5 * r),
         ]
     )
 

@@ -41,6 +41,7 @@ class TrainConfig:
     adversarial: bool = True
     augment: bool = True  # the paper's augmentations
     augment_intensity: bool = True  # brightness and contrast too (models.data)
+    augment_range: float = 1.0  # the fraction of the paper's geometric ranges
     weights: LossWeights = field(default_factory=LossWeights)
     seed: int = 2023
 

@@ -46,6 +46,7 @@ class RegressionConfig:
     checkpoint_every: int = 5
     augment: bool = True  # the paper's augmentations
     augment_intensity: bool = True  # brightness and contrast too (models.data)
+    augment_range: float = 1.0  # the fraction of the paper's geometric ranges
     seed: int = 2023
     factor: int = 1  # the pairs' downsampling, as in stages one and two
     image_size: tuple[int, int] = (512, 256)  # the network's input, after ``factor``
