@@ -58,6 +58,24 @@ def ct_fingerprint(image: sitk.Image) -> dict[str, Any]:
     }
 
 
+# The smallest field that holds one hip: a femoral head is 40-55 mm across and the
+# proximal femur's region (head, neck, trochanters) spans about 100 mm; a CT narrower
+# than this on any axis cannot be segmented or measured as a hip.
+MIN_HIP_EXTENT_MM = 60.0
+
+
+def check_holds_a_hip(image: sitk.Image, path: str | Path) -> None:
+    """Raise InputError when the CT's field is too small on some axis to hold a hip."""
+    extent = np.array(image.GetSize()) * np.array(image.GetSpacing())
+    if np.any(extent < MIN_HIP_EXTENT_MM):
+        shown = " × ".join(f"{e:.0f}" for e in extent)
+        raise InputError(
+            path,
+            f"the volume spans {shown} mm (x × y × z): too small to hold a hip "
+            f"(at least {MIN_HIP_EXTENT_MM:.0f} mm on every axis)",
+        )
+
+
 def import_ct(
     subject: str,
     ct_path: str | Path,
@@ -69,6 +87,7 @@ def import_ct(
     try:
         image = read_ct(ct_path, notes)
         check_nifti_values(ct_path)
+        check_holds_a_hip(image, ct_path)
     except InputError as e:
         raise e.for_subject(subject) from None
     for note in notes:  # a recorded fallback: the job log says what was corrected

@@ -41,6 +41,7 @@ def read_ct(path: str | Path, notes: list[str] | None = None) -> sitk.Image:
         if path.stat().st_size == 0:
             raise InputError(path, "empty file (0 bytes)")
         try:
+            check_stored_layout(path)
             image = sitk.ReadImage(str(path), sitk.sitkFloat32)
         except RuntimeError as e:
             raise InputError(path, f"cannot read CT volume ({_first_line(e)})") from None
@@ -109,6 +110,7 @@ def _read_dicom_series(folder: Path, notes: list[str]) -> sitk.Image:
             f"{e.problem}; {len(others)} file(s) in the folder are not part of the series "
             f"(unreadable or another series), e.g. {others[0]}",
         ) from None
+    check_stored_layout_dicom(files[stack.order[0]])
     reader.SetFileNames([files[i] for i in stack.order])
     reader.SetOutputPixelType(sitk.sitkFloat32)  # GDCM applies RescaleSlope/Intercept
     try:
@@ -258,6 +260,40 @@ def resample_sheared_stack(image: sitk.Image, step_vector: np.ndarray) -> sitk.I
     transform.SetCenter(tuple(origin))
     fill = float(sitk.GetArrayViewFromImage(image).min())
     return sitk.Resample(image, reference, transform, sitk.sitkLinear, fill, sitk.sitkFloat32)
+
+
+def check_stored_layout_dicom(path: str | Path) -> None:
+    """Raise InputError when a slice of a DICOM series holds more than one value per pixel
+    (an RGB secondary capture is no CT)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    if reader.GetNumberOfComponents() != 1:
+        raise InputError(
+            path,
+            f"expected one value per pixel, got {reader.GetNumberOfComponents()} "
+            "(an RGB or multi-channel image is no CT)",
+        )
+
+
+def check_stored_layout(path: str | Path) -> None:
+    """Raise InputError when the file does not store a 3D volume of one value per voxel.
+
+    Read from the header, before the pixels: reading with a scalar output type makes ITK
+    fold a 4D series into its first volumes and a vector or RGB image into one channel,
+    which then pass for a CT."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    size = reader.GetSize()
+    if reader.GetDimension() != 3:
+        raise InputError(path, f"expected a 3D volume, got {reader.GetDimension()}D of size {size}")
+    if reader.GetNumberOfComponents() != 1:
+        raise InputError(
+            path,
+            f"expected one value per voxel, got {reader.GetNumberOfComponents()} "
+            "(a vector, RGB or multi-channel image is no CT)",
+        )
 
 
 def check_volume(image: sitk.Image, path: str | Path | None = None) -> None:

@@ -56,6 +56,9 @@ CASES = [
     ("ct_one_slice.nii.gz", "ct", "import_ct", "error", "volume too small"),
     ("ct_not_a_volume.nii.gz", "ct", "import_ct", "error", "cannot read CT volume"),
     ("ct_chest_only.nii.gz", "ct", "segment", "error", "no femoral head in the field of view"),
+    ("ct_ten_components.nii.gz", "ct", "import_ct", "error", "one value per voxel, got 10"),
+    ("ct_4d.nii.gz", "ct", "import_ct", "error", "expected a 3D volume, got 4D"),
+    ("ct_too_small.nii.gz", "ct", "import_ct", "error", "too small to hold a hip"),
     ("rad_truncated.dcm", "radiograph", "import_radiograph", "error", "cannot decode DICOM"),
     ("rad_corrupted_header.dcm", "radiograph", "import_radiograph", "error", "DICOM"),
     ("rad_not_dicom.dcm", "radiograph", "import_radiograph", "error", "not a readable DICOM"),
@@ -118,13 +121,18 @@ def hip_like_radiograph(rows: int = 48, cols: int = 40) -> np.ndarray:
     return (400 + 20 * c + 2000 * disc).astype(np.uint16)
 
 
-def _ct_image(shape_zyx=(8, 16, 16), spacing=(1.5, 1.5, 2.5)) -> sitk.Image:
+# Coarse voxels: few bytes, yet a field of 80 × 80 × 64 mm, as big as a hip needs
+# (cohort.ingest.MIN_HIP_EXTENT_MM), so each case fails for its own fault only.
+CT_SPACING = (5.0, 5.0, 8.0)
+
+
+def _ct_image(shape_zyx=(8, 16, 16), spacing=CT_SPACING) -> sitk.Image:
     hu = np.full(shape_zyx, -1000.0, dtype=np.float32)
     hu[:, 4:12, 4:12] = 40.0
     hu[:, 7:9, 7:9] = 700.0
     image = sitk.GetImageFromArray(hu)
     image.SetSpacing(spacing)
-    image.SetOrigin((-12.0, -12.0, 0.0))
+    image.SetOrigin((-40.0, -40.0, 0.0))
     return image
 
 
@@ -181,23 +189,23 @@ def write_corpus(out: Path) -> None:
     files[4].unlink()
     files = _series(out / "ct_dicom_uneven_spacing", "uneven")
     for f in files[5:]:
-        _move_slice(f, dz=1.0)
+        _move_slice(f, dz=3.0)
     files = _series(out / "ct_dicom_gantry_tilt", "tilt")
     for k, f in enumerate(files):  # each slice offset in plane by k·dz·tan(15°)
-        _move_slice(f, dy=k * 2.5 * np.tan(np.radians(15.0)))
+        _move_slice(f, dy=k * CT_SPACING[2] * np.tan(np.radians(15.0)))
         ds = pydicom.dcmread(f)
         ds.GantryDetectorTilt = "15"
         ds.save_as(f, enforce_file_format=True)
     files = _series(out / "ct_dicom_truncated_slice", "truncated")
     files[3].write_bytes(files[3].read_bytes()[:-300])
     files = _series(out / "ct_dicom_two_positions_one_slice", "two positions")
-    _move_slice(files[6], dz=-2.5)
+    _move_slice(files[6], dz=-CT_SPACING[2])
 
     # --- CT: volumes
     data = np.asarray(sitk.GetArrayFromImage(_ct_image()).transpose(2, 1, 0), dtype=np.float32)
     header = nib.Nifti1Header()
     header.set_qform(None, code=0)
-    header.set_sform(np.diag([1.5, 1.5, 0.0, 1.0]), code=1)  # a zero column: singular
+    header.set_sform(np.diag([5.0, 5.0, 0.0, 1.0]), code=1)  # a zero column: singular
     header.set_data_dtype(np.float32)
     singular = nib.Nifti1Image(data, None, header)
     singular.header["srow_z"] = [0.0, 0.0, 0.0, 0.0]
@@ -210,6 +218,17 @@ def write_corpus(out: Path) -> None:
     (out / "ct_one_slice.nii.gz").write_bytes(_nifti_bytes(flat))
     (out / "ct_not_a_volume.nii.gz").write_bytes(gzip.compress(b"subject,ct\nP01,x\n", mtime=0))
     (out / "ct_chest_only.nii.gz").write_bytes(_nifti_bytes(chest_only_ct()))
+    # ITK reads these as scalar 3D volumes when asked for float voxels (a 4D series
+    # folded, one channel of ten kept): only the header tells them from a CT.
+    ten = np.zeros((10, 10, 2, 1, 10), np.float32)  # x, y, z, t, components (NIfTI)
+    vector = nib.Nifti1Image(ten, np.eye(4))
+    vector.header.set_intent("vector")  # the fifth axis holds each voxel's components
+    (out / "ct_ten_components.nii.gz").write_bytes(_nifti_bytes(vector))
+    four = np.zeros((16, 16, 8, 3), np.float32)
+    series = nib.Nifti1Image(four, np.diag([5.0, 5.0, 5.0, 1.0]))
+    (out / "ct_4d.nii.gz").write_bytes(_nifti_bytes(series))
+    small = np.full((20, 20, 20), 40.0, np.float32)  # 2 cm a side: no hip fits
+    (out / "ct_too_small.nii.gz").write_bytes(_nifti_bytes(nib.Nifti1Image(small, np.eye(4))))
 
     # --- radiographs
     px = hip_like_radiograph()
