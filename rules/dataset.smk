@@ -53,6 +53,7 @@ rule dataset_tables:
         excluded="results/cohort/excluded.tsv",
     params:
         code=source_hash("dataset"),
+        keep_suspect="--keep-suspect" if config["dataset"]["keep_suspect_registrations"] else "",
     conda:
         "../envs/dataset.yaml"
     log:
@@ -65,7 +66,7 @@ rule dataset_tables:
     shell:
         "python -m dataset tables --subjects {input.subjects:q} --records {input.records}"
         " --ct-bmd {input.ct_bmd} --out-a {output.a} --out-b {output.b}"
-        " --out-excluded {output.excluded} > {log} 2>&1"
+        " --out-excluded {output.excluded} {params.keep_suspect} > {log} 2>&1"
 
 
 rule folds:

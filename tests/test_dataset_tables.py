@@ -12,6 +12,7 @@ import pytest
 
 from dataset.folds import fold_document, stratified_folds
 from dataset.tables import dataset_tables, stratification_bmd
+from qc.dataset import exclusion_counts, qct_agreement
 
 
 def record(subject, image, pelvis="ok", femur="ok", reasons=()):
@@ -54,7 +55,7 @@ def cohort():
 
 
 def test_failed_registrations_are_excluded_with_reasons_and_suspect_ones_flagged(cohort):
-    a, b, excluded = dataset_tables(*cohort)
+    a, b, excluded = dataset_tables(*cohort, keep_suspect=True)
     # A needs both bodies: S2's two radiographs fail one each.
     assert list(zip(a.subject_id, a.image, strict=True)) == [("S1", "standing"), ("S1", "supine")]
     # B needs the femur: S2 supine (pelvis failed) stays, S2 standing (femur failed) goes.
@@ -75,13 +76,51 @@ def test_failed_registrations_are_excluded_with_reasons_and_suspect_ones_flagged
     assert b.set_index("subject_id").loc["S2", "qct_bmd_mg_cm3"] == 300.0
 
 
+def test_suspect_registrations_leave_both_datasets_by_default(cohort):
+    a, b, excluded = dataset_tables(*cohort)
+    for table in (a, b):
+        assert ("S1", "standing") not in set(zip(table.subject_id, table.image, strict=True))
+        assert (table.status == "ok").all()
+    suspect = excluded[(excluded.subject_id == "S1") & (excluded.image == "standing")]
+    assert sorted(suspect.dataset) == ["A", "B"]
+    assert suspect.reason.str.startswith("registration suspect: femur: GC margin").all()
+
+
+def test_the_manifest_qct_is_the_target_and_the_pipeline_value_stays_beside_it(cohort):
+    records, subjects, ct_bmd = cohort
+    subjects = subjects.assign(qct_bmd_mg_cm3=[180.0, None])  # measured for S1 only
+    _, b, _ = dataset_tables(records, subjects, ct_bmd)
+    per_subject = b.groupby("subject_id").first()
+    assert per_subject.loc["S1", "qct_bmd_mg_cm3"] == 180.0
+    assert per_subject.loc["S1", "ct_qct_bmd_mg_cm3"] == 250.0
+    assert per_subject.loc["S2", "qct_bmd_mg_cm3"] == 300.0  # none measured: the CT's
+    agreement = qct_agreement(b)
+    assert list(agreement.subject_id) == ["S1"]
+    assert agreement.relative_difference.iloc[0] == pytest.approx(250 / 180 - 1)
+    assert agreement.disagrees.iloc[0]  # 39 % apart: calibration, region or side
+
+
+def test_the_audit_counts_exclusions_per_reason(cohort):
+    records, subjects, ct_bmd = cohort
+    records[0]["pf_cut"] = {"by_radiograph_edge": True, "radiograph_edges": ["left"]}
+    _, _, excluded = dataset_tables(records, subjects, ct_bmd)
+    counts = exclusion_counts(excluded).set_index(["dataset", "reason"])["pairs"]
+    assert counts.to_dict() == {
+        ("A", "a needed body's registration failed"): 2,
+        ("A", "a needed body's registration is suspect"): 1,
+        ("B", "a needed body's registration failed"): 1,
+        ("B", "a needed body's registration is suspect"): 1,
+        ("B", "the PF region is cut by the radiograph's edge"): 1,
+    }
+
+
 def test_a_pf_region_the_radiograph_cuts_leaves_dataset_b_and_a_crop_is_flagged(cohort):
     records, subjects, ct_bmd = cohort
     cut = {"by_radiograph_edge": True, "radiograph_edges": ["bottom"], "by_pair_crop": True}
     records[0]["pf_cut"] = {**cut, "pair_edges": ["inferior"]}
     records[1]["pf_cut"] = {**cut, "by_radiograph_edge": False, "radiograph_edges": [],
                             "pair_edges": ["lateral", "inferior"]}  # fmt: skip
-    a, b, excluded = dataset_tables(records, subjects, ct_bmd)
+    a, b, excluded = dataset_tables(records, subjects, ct_bmd, keep_suspect=True)
     assert ("S1", "supine") in set(zip(a.subject_id, a.image, strict=True))
     assert ("S1", "supine") not in set(zip(b.subject_id, b.image, strict=True))
     row = excluded[(excluded.subject_id == "S1") & (excluded.dataset == "B")]
@@ -149,7 +188,7 @@ def test_tables_and_folds_cli(cohort, tmp_path):
          "--out-excluded", str(out["x"])],
         check=True, capture_output=True,
     )  # fmt: skip
-    assert len(pd.read_csv(out["b"], sep="\t")) == 3
+    assert len(pd.read_csv(out["b"], sep="\t")) == 2  # S1's suspect one left
     p = subprocess.run(
         [*run, "folds", "--table", str(out["b"]), "--k", "5", "--out", str(tmp_path / "f.json")],
         capture_output=True,

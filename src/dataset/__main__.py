@@ -137,7 +137,7 @@ def tables_command(a) -> int:
     for p in a.ct_bmd:
         doc = read_json_object(p)
         ct_bmd[str(doc["subject_id"])] = doc
-    table_a, table_b, excluded = dataset_tables(records, subjects, ct_bmd)
+    table_a, table_b, excluded = dataset_tables(records, subjects, ct_bmd, a.keep_suspect)
     for table, path in ((table_a, a.out_a), (table_b, a.out_b), (excluded, a.out_excluded)):
         write_text(path, table.to_csv(sep="\t", index=False, float_format="%.6g"))
     print(f"dataset A {len(table_a)} pairs, B {len(table_b)} pairs, {len(excluded)} exclusions")
@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-a", required=True)
     p.add_argument("--out-b", required=True)
     p.add_argument("--out-excluded", required=True)
+    p.add_argument("--keep-suspect", action="store_true",
+                   help="keep suspect registrations' pairs, flagged")  # fmt: skip
     p.set_defaults(run=tables_command, subject_of=lambda a: None)
     p = sub.add_parser("folds", help="patient-wise, BMD-stratified K folds")
     p.add_argument("--table", required=True, help="dataset_B.tsv")

@@ -4,13 +4,17 @@
   the pelvis at its pose and the femur at its own.
 - **Dataset B** (stages two and three: radiograph → PF-DRR, BMD) needs the femur.
 
-A pair is excluded from a dataset when a body it needs failed registration, and from
-dataset B when the radiograph's edge cuts the PF region (its PF-DRR mean would be a
-part's); the reason names the edges. A PF region the pair's crop cuts is kept and
-flagged (``pf_cut_by_pair_crop``, the reason naming the pair's edges: superior,
-inferior, lateral, medial): the crop is the paper's normalisation. A
-suspect one is kept and flagged (``status`` = suspect, with the reasons), so a reviewer can
-check it in the audit report and a model can leave it out by a filter.
+A pair is excluded from a dataset when a body it needs failed registration or, by
+default, is suspect (``keep_suspect`` keeps those, flagged ``status`` = suspect with the
+reasons, for a reviewer to check in the audit report), and from dataset B when the
+radiograph's edge cuts the PF region (its PF-DRR mean would be a part's); the reason
+names the edges. A PF region the pair's crop cuts is kept and flagged
+(``pf_cut_by_pair_crop``, the reason naming the pair's edges: superior, inferior,
+lateral, medial): the crop is the paper's normalisation.
+
+The QCT-BMD target is the manifest's measured ``qct_bmd_mg_cm3`` where a subject has
+one, else the pipeline's own from the calibrated CT; the pipeline's stays beside it
+(``ct_qct_bmd_mg_cm3``) so the audit can show where the two disagree.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ COLUMNS = [
     "femur_gc",
     "dxa_bmd_g_cm2",
     "qct_bmd_mg_cm3",
+    "ct_qct_bmd_mg_cm3",
     "ct_abmd_g_cm2",
     "pf_drr_mean_g_cm2",
     "pf_cut_by_pair_crop",
@@ -54,15 +59,27 @@ def _cut_reason(what: str, edges: list[str] | None) -> str:
     return f"{what} {' and '.join(edges)} edge{'s' if len(edges) > 1 else ''}"
 
 
+def _manifest_values(subjects: pd.DataFrame, column: str) -> dict[str, float]:
+    """The manifest's known values of ``column`` by subject (none if it has no column)."""
+    if column not in subjects.columns:
+        return {}
+    values = pd.to_numeric(subjects[column], errors="coerce")
+    known = values.notna()
+    return dict(zip(subjects["subject_id"].astype(str)[known], values[known], strict=True))
+
+
 def dataset_tables(
-    records: list[dict], subjects: pd.DataFrame, ct_bmd: dict[str, dict]
+    records: list[dict],
+    subjects: pd.DataFrame,
+    ct_bmd: dict[str, dict],
+    keep_suspect: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(dataset A, dataset B, exclusions) from the pairs' records (``pair.json``), the
-    subjects' manifest (``subject_id``, optional ``dxa_bmd_g_cm2``) and each subject's
-    ``ct_bmd.json``. Rows are sorted by subject and image."""
-    dxa = {}
-    if "dxa_bmd_g_cm2" in subjects.columns:
-        dxa = dict(zip(subjects["subject_id"].astype(str), subjects["dxa_bmd_g_cm2"], strict=True))
+    subjects' manifest (``subject_id``, optional ``dxa_bmd_g_cm2`` and
+    ``qct_bmd_mg_cm3``) and each subject's ``ct_bmd.json``. Rows are sorted by subject
+    and image."""
+    dxa = _manifest_values(subjects, "dxa_bmd_g_cm2")
+    measured_qct = _manifest_values(subjects, "qct_bmd_mg_cm3")
     rows = {"A": [], "B": []}
     excluded = []
     for rec in sorted(records, key=lambda r: (r["subject_id"], r["image"])):
@@ -79,14 +96,17 @@ def dataset_tables(
             "pelvis_gc": rec["registration"]["pelvis"]["gc"],
             "femur_gc": rec["registration"]["femur"]["gc"],
             "dxa_bmd_g_cm2": float("nan") if value is None else float(value),
-            "qct_bmd_mg_cm3": ct_bmd[s]["qct_bmd_mg_cm3"],
+            "qct_bmd_mg_cm3": float(measured_qct.get(s, ct_bmd[s]["qct_bmd_mg_cm3"])),
+            "ct_qct_bmd_mg_cm3": ct_bmd[s]["qct_bmd_mg_cm3"],
             "ct_abmd_g_cm2": ct_bmd[s]["areal_bmd_g_cm2"],
             "pf_drr_mean_g_cm2": rec["pf_drr_mean_g_cm2"],
         }
         cut = rec.get("pf_cut", {})
         for name, bodies in NEEDS.items():
             status, reasons = _status(rec, bodies)
-            why = ["registration failed: " + "; ".join(reasons)] if status == "failed" else []
+            why = []
+            if status == "failed" or (status == "suspect" and not keep_suspect):
+                why.append(f"registration {status}: " + "; ".join(reasons))
             if name == "B" and cut.get("by_radiograph_edge"):
                 # Its PF-DRR, and the BMD read from it, would be a part of the region's.
                 why.append(_cut_reason("the PF region is cut by the radiograph's",

@@ -146,6 +146,43 @@ def _table_html(df: pd.DataFrame) -> str:
     return df.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}")
 
 
+# The kinds of exclusion the dataset tables write (dataset.tables), by their wording.
+EXCLUSION_KINDS = {
+    "registration failed": "a needed body's registration failed",
+    "registration suspect": "a needed body's registration is suspect",
+    "the PF region is cut by the radiograph's": "the PF region is cut by the radiograph's edge",
+}
+# A measured QCT-BMD this far from the pipeline's own (relative) points at calibration,
+# region or side: the audit lists the subject.
+QCT_DISAGREEMENT = 0.15
+
+
+def exclusion_counts(excluded: pd.DataFrame) -> pd.DataFrame:
+    """Exclusions counted per dataset and kind (a pair excluded for two reasons counts
+    under both)."""
+    rows = []
+    for rec in excluded.itertuples():
+        for part in str(rec.reason).split("; "):
+            kind = next((k for p, k in EXCLUSION_KINDS.items() if part.startswith(p)), None)
+            if kind is not None:
+                rows.append((rec.dataset, kind))
+    counts = pd.DataFrame(rows, columns=["dataset", "reason"])
+    return counts.groupby(["dataset", "reason"]).size().reset_index(name="pairs")
+
+
+def qct_agreement(table_b: pd.DataFrame) -> pd.DataFrame:
+    """Per subject whose QCT-BMD the manifest gives: the measured value beside the
+    pipeline's own, their relative difference, and whether it exceeds QCT_DISAGREEMENT."""
+    if "ct_qct_bmd_mg_cm3" not in table_b.columns:
+        return pd.DataFrame()
+    per_subject = table_b.groupby("subject_id")[["qct_bmd_mg_cm3", "ct_qct_bmd_mg_cm3"]].first()
+    measured = ~np.isclose(per_subject["qct_bmd_mg_cm3"], per_subject["ct_qct_bmd_mg_cm3"])
+    out = per_subject[measured].reset_index()
+    out["relative_difference"] = out["ct_qct_bmd_mg_cm3"] / out["qct_bmd_mg_cm3"] - 1.0
+    out["disagrees"] = out["relative_difference"].abs() > QCT_DISAGREEMENT
+    return out
+
+
 def summary_html(
     table_a: pd.DataFrame, table_b: pd.DataFrame, excluded: pd.DataFrame, folds: dict, checks
 ) -> str:
@@ -161,6 +198,8 @@ def summary_html(
         ],
         columns=["", "count"],
     )
+    by_reason = exclusion_counts(excluded)
+    qct = qct_agreement(table_b)
     bmd = per_subject[["dxa_bmd_g_cm2", "qct_bmd_mg_cm3", "ct_abmd_g_cm2"]].describe().T
     bmd = bmd.reset_index().rename(columns={"index": "per subject"})
     poses = table_b.groupby(["pose", "status"]).size().unstack(fill_value=0).reset_index()
@@ -181,6 +220,11 @@ def summary_html(
         _table_html(poses),
         "<h3>PF-DRR mean against the references</h3>",
         _table_html(pcc),
+        "<h3>Exclusions by reason</h3>",
+        _table_html(by_reason) if len(by_reason) else "<p>none</p>",
+        f"<h3>QCT-BMD measured (manifest) against the pipeline's own, relative difference "
+        f"over {QCT_DISAGREEMENT:.0%} flagged</h3>",
+        _table_html(qct) if len(qct) else "<p>no measured QCT-BMD in the manifest</p>",
         f"<h3>Exclusions ({len(excluded)})</h3>",
         _table_html(excluded) if len(excluded) else "<p>none</p>",
         "<h3>Suspect pairs kept (dataset B)</h3>",
