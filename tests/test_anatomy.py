@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from realdata import real_ct_paths
 
 from anatomy.landmarks import FemurLandmarks, femur_landmarks, fit_sphere
 from conventions.errors import InputError
@@ -290,12 +291,8 @@ def test_landmarks_do_not_depend_on_the_ct_axis_order(subject):
 
 def test_real_ct_too_short_for_the_pf_region_is_a_clear_error(tmp_path):
     """TotalSegmentator's example CT ends ~3 cm below the femoral heads."""
-    from cohort.example_data import totalsegmentator_example
 
-    try:
-        paths = totalsegmentator_example()
-    except RuntimeError as e:
-        pytest.skip(f"TotalSegmentator's example CT not available offline: {e}")
+    paths = real_ct_paths()
     ts = sitk.ReadImage(str(paths["labels"]))
     labels = np.zeros(sitk.GetArrayFromImage(ts).shape, np.uint8)
     for ours, theirs in ((3, 75), (4, 76), (1, 77), (2, 78), (5, 25)):

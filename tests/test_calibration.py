@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from realdata import real_ct_paths
 from scipy import ndimage
 
 from calibration import internal
@@ -18,7 +19,6 @@ from calibration.__main__ import calibrate
 from calibration.fit import calibrate_with_rods, fit_line
 from calibration.internal import internal_calibration
 from calibration.rods import find_rods
-from cohort.example_data import totalsegmentator_example
 from conventions.ct import read_ct
 from conventions.errors import InputError
 from phantom.acquisition import FAT_MG_CM3, MUSCLE_MG_CM3
@@ -254,10 +254,7 @@ def test_a_ct_cropped_inside_the_body_is_a_clear_error(without_phantom, subject,
 def test_internal_calibration_of_a_real_hip_ct():
     """TotalSegmentator's example CT (no phantom): fat reads about −100 HU, its soft
     tissue (muscle, some of it fatty, with bowel and bladder) +20…+50 HU."""
-    try:
-        paths = totalsegmentator_example()
-    except RuntimeError as e:
-        pytest.skip(f"real CT unavailable (offline?): {e}")
+    paths = real_ct_paths()
     record = internal_calibration(read_ct(paths["ct"]))
     fat, muscle = record["references"]
     assert record["air"]["hu"] == pytest.approx(-1000.0, abs=30.0)

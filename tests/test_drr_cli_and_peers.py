@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from realdata import real_ct_paths
 
-from cohort.example_data import totalsegmentator_example
 from conventions.ct import read_ct
 from conventions.geometry import ProjectionGeometry, write_geometry
 from conventions.pose import Pose, ap_pose, rotation_about, write_pose
@@ -23,10 +23,7 @@ def real_ct(tmp_path_factory):
     """TotalSegmentator's example CT with identity direction cosines (plastimatch ignores
     them) and one voxel of zeros around it: plastimatch's volume ends at the outer voxel
     centres, ours at the outer voxel faces, and zeros there make the two agree."""
-    try:
-        paths = totalsegmentator_example()
-    except RuntimeError as e:
-        pytest.skip(f"real CT unavailable (offline?): {e}")
+    paths = real_ct_paths()
     ct = sitk.DICOMOrient(read_ct(paths["ct"]), "LPS")
     ct = sitk.ConstantPad(ct, [1, 1, 1], [1, 1, 1], 0.0)
     out = tmp_path_factory.mktemp("ct") / "ct_lps.mha"

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from realdata import real_ct_in_lps
 
 from anatomy.landmarks import femoral_head, voxel_points
 from conventions.labels import femur_label, hip_label
@@ -26,12 +27,8 @@ from registration.rigid import mean_projection_distance, target_registration_err
 
 @pytest.fixture(scope="module")
 def real_ct():
-    from cohort.example_data import totalsegmentator_example_in_lps
 
-    try:
-        return totalsegmentator_example_in_lps()
-    except RuntimeError as e:
-        pytest.skip(f"TotalSegmentator's example CT cannot be downloaded (offline?): {e}")
+    return real_ct_in_lps()
 
 
 def head_centre(labels: np.ndarray, ct: sitk.Image, side: str) -> np.ndarray:

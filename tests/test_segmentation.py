@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from realdata import real_ct_paths
 from scipy import ndimage
 
 from conventions.ct import read_ct, write_volume
@@ -309,12 +310,8 @@ def test_totalsegmentator_missing_says_how_to_install(subject, tmp_path, capsys)
 
 @pytest.fixture(scope="module")
 def real_example():
-    from cohort.example_data import totalsegmentator_example
 
-    try:
-        return totalsegmentator_example()
-    except RuntimeError as e:
-        pytest.skip(f"TotalSegmentator's example CT cannot be downloaded (offline?): {e}")
+    return real_ct_paths()
 
 
 def test_real_ct_matches_totalsegmentators_labels(real_example, tmp_path):
