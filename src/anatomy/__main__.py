@@ -24,10 +24,8 @@ from conventions.ct import read_ct, write_volume
 from conventions.errors import InputError
 from conventions.files import write_json
 from conventions.geometry import read_json_object
-from conventions.labels import femur_label
+from conventions.labels import SIDES, femur_label
 from conventions.landmarks import read_slicer_landmarks
-
-SIDES = ("L", "R")
 
 
 def _labels(path: str) -> tuple[sitk.Image, np.ndarray]:

@@ -28,7 +28,7 @@ from anatomy.regions import dxa_rotation
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import ap_pose, rigid_matrix, transform_points
-from conventions.units import G_CM2_PER_MG_CM3_MM
+from conventions.units import G_CM2_PER_MG_CM3_MM, MM_PER_CM
 from drr.projector import project
 from drr.volume import Volume
 
@@ -168,7 +168,7 @@ def areal_bmd(image: sitk.Image, region: np.ndarray, mineral: np.ndarray, lm) ->
     )
     silhouette = images[0] > MIN_PATH_MM
     areal = images[1] * G_CM2_PER_MG_CM3_MM  # g/cm²
-    pixel_cm2 = (DXA_PIXEL_MM / 10.0) ** 2
+    pixel_cm2 = (DXA_PIXEL_MM / MM_PER_CM) ** 2
     area_cm2 = float(silhouette.sum() * pixel_cm2)
     bmc_g = float(areal.sum() * pixel_cm2)
     return {

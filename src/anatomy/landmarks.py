@@ -27,9 +27,8 @@ from scipy import ndimage
 
 from conventions.ct import voxel_to_physical_matrix
 from conventions.errors import InputError
-from conventions.labels import femur_label
+from conventions.labels import SIDE_SIGN, femur_label
 
-SIDE_SIGN = {"L": 1.0, "R": -1.0}  # +x is the patient's left in LPS
 SHAFT_BELOW_HEAD_MM = 85.0  # below the lesser trochanter in adults (~50-75 mm)
 MIN_SHAFT_LENGTH_MM = 15.0
 HEAD_SEARCH_RADIUS_FACTOR = 1.3

@@ -22,6 +22,8 @@ TOTALSEGMENTATOR_LABELS: dict[str, int] = {
 }
 
 SIDES = ("L", "R")
+# The sign of each side along LPS x (+x is the patient's left).
+SIDE_SIGN = {"L": 1.0, "R": -1.0}
 
 
 def femur_label(side: str) -> int:

@@ -4,6 +4,8 @@
 # 1 mg·mm/cm³ = 1e-3 g × 0.1 cm / cm³ = 1e-4 g/cm².
 G_CM2_PER_MG_CM3_MM = 1e-4
 
+MM_PER_CM = 10.0
+
 # Hounsfield scale anchors.
 HU_AIR = -1000.0
 HU_WATER = 0.0

@@ -22,6 +22,7 @@ from conventions.ct import read_ct
 from conventions.errors import InputError
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_geometry, read_json_object
+from conventions.labels import SIDES
 from conventions.landmarks import read_landmarks
 from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
@@ -35,8 +36,6 @@ from dataset.project import (
     projected_landmarks,
 )
 from dataset.tables import dataset_tables, stratification_bmd
-
-SIDES = ("L", "R")
 
 
 def _on_grid(image: sitk.Image, like: sitk.Image, path: str) -> np.ndarray:

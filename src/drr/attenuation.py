@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from conventions.units import MM_PER_CM
+
 ENERGIES_KEV = np.array([15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 150.0])
 MASS_ATTENUATION_CM2_G = {
     "water": np.array([1.673, 0.8096, 0.3756, 0.2683, 0.2269, 0.2059, 0.1837, 0.1707, 0.1505]),
@@ -35,4 +37,4 @@ def mass_attenuation(material: str, energy_kev) -> np.ndarray:
 def linear_attenuation_per_mm(material: str, energy_kev, density_g_cm3=None) -> np.ndarray:
     """μ (1/mm) of ``material`` at its tabulated density or the one given."""
     rho = DENSITY_G_CM3[material] if density_g_cm3 is None else density_g_cm3
-    return mass_attenuation(material, energy_kev) * rho / 10.0
+    return mass_attenuation(material, energy_kev) * rho / MM_PER_CM

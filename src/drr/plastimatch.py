@@ -19,8 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from conventions.geometry import ProjectionGeometry
-
-MM_PER_CM = 10.0
+from conventions.units import MM_PER_CM
 
 
 def plastimatch_binary() -> str | None:

@@ -23,13 +23,11 @@ from scipy import ndimage
 
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
-from conventions.units import HU_AIR
+from conventions.units import HU_AIR, MM_PER_CM
 from drr.attenuation import DENSITY_G_CM3, mass_attenuation
 from drr.projector import project
 from drr.quantities import CT_EFFECTIVE_KEV, hu_of_cortical_bone
 from drr.volume import Volume
-
-MM_PER_CM = 10.0
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from conventions.units import BMAS200_ROD_DENSITIES_MG_CM3
+from conventions.units import BMAS200_ROD_DENSITIES_MG_CM3, HU_AIR
 from phantom import sdf
 from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame, sdf_in_box
 
-HU_AIR, HU_TABLE = -1000.0, -350.0
+HU_TABLE = -350.0
 MUSCLE_MG_CM3 = 40.0
 # HA-equivalent densities of fat and yellow marrow: what a phantom calibration reads in
 # them. At ~120 kVp adipose tissue reads about −100 HU and the HA line's slope is near

@@ -13,10 +13,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from conventions.labels import BONE_LABELS
+from conventions.labels import BONE_LABELS, SIDE_SIGN
 from phantom import sdf
 
-SIDE_SIGN = {"L": 1.0, "R": -1.0}
 FEMALE_FRACTION = 0.8
 # (intercept g/cm², slope g/cm² per year, residual SD g/cm²) of total-hip BMD vs age.
 TOTAL_HIP_BMD_MODEL = {"F": (1.2218, -0.00719, 0.106), "M": (1.1533, -0.00389, 0.129)}

@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry, read_json_object
-from conventions.labels import BONE_LABELS
+from conventions.labels import BONE_LABELS, SIDE_SIGN
 from conventions.pose import R_AP, Pose, rigid_matrix, rotation_about, write_pose
 from drr.simulate import (
     XraySettings,
@@ -32,7 +32,6 @@ from drr.simulate import (
 from drr.volume import Volume
 
 POSE_LABELS = ("standing", "supine", "abduction", "adduction")
-SIDE_SIGN = {"L": 1.0, "R": -1.0}
 
 # Joint angles (degrees) by pose label: mean and SD of flexion, abduction, internal rotation.
 JOINT_ANGLES_DEG = {
