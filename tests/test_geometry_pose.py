@@ -145,3 +145,20 @@ def test_bad_pose_names_file_and_problem(tmp_path, matrix, message):
     with pytest.raises(InputError, match=message) as e:
         read_pose(f)
     assert str(f) in str(e.value)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_a_binned_detector_sees_a_point_where_the_block_means_put_it(factor):
+    """Binning f × f pixels (rows and cols not multiples of f: the remainder is dropped at
+    the far edges): a point's pixel coordinate on the binned detector is its coordinate
+    on the full one, measured from the first pixel's corner, divided by f."""
+    g = ProjectionGeometry(
+        sdd_mm=1100.0, rows=101, cols=77, pixel_spacing_mm=(0.7, 0.9),
+        principal_point_mm=(30.0, 41.0), source_to_patient_mm=950.0,
+    )  # fmt: skip
+    b = g.binned(factor)
+    assert (b.rows, b.cols) == (101 // factor, 77 // factor)
+    points = np.array([[12.0, -20.0, 1000.0], [-5.0, 33.0, 900.0], [0.0, 0.0, 1050.0]])
+    full, binned = g.camera_to_pixel(points), b.camera_to_pixel(points)
+    # pixel centres sit at integer coordinates: the corner is at -0.5 on each detector
+    np.testing.assert_allclose(binned + 0.5, (full + 0.5) / factor, atol=1e-9)

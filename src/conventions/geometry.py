@@ -110,6 +110,20 @@ class ProjectionGeometry:
             source_to_patient_mm=self.source_to_patient_mm,
         )
 
+    def binned(self, factor: int) -> ProjectionGeometry:
+        """The same detector with factor × factor pixels binned into one: rows and cols
+        cut to multiples of ``factor`` (the remainder dropped at the far edges, as block
+        means of the image drop it), so the first pixel's corner and the principal point
+        stay where they are."""
+        return ProjectionGeometry(
+            sdd_mm=self.sdd_mm,
+            rows=self.rows // factor,
+            cols=self.cols // factor,
+            pixel_spacing_mm=(self.row_spacing_mm * factor, self.col_spacing_mm * factor),
+            principal_point_mm=self.principal_point,
+            source_to_patient_mm=self.source_to_patient_mm,
+        )
+
     # -- (de)serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

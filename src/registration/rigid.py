@@ -90,19 +90,6 @@ def corrections(xs: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
     return out
 
 
-def downsample_geometry(g: ProjectionGeometry, f: int) -> ProjectionGeometry:
-    """The same detector with f × f pixels binned (rows and cols cut to multiples of f)."""
-    cx, cy = g.principal_point
-    return ProjectionGeometry(
-        sdd_mm=g.sdd_mm,
-        rows=g.rows // f,
-        cols=g.cols // f,
-        pixel_spacing_mm=(g.row_spacing_mm * f, g.col_spacing_mm * f),
-        principal_point_mm=(cx, cy),
-        source_to_patient_mm=g.source_to_patient_mm,
-    )
-
-
 def downsample_image(image: np.ndarray, f: int) -> np.ndarray:
     """f × f block means (rows and cols cut to multiples of f)."""
     image = np.asarray(image, np.float32)
@@ -152,7 +139,7 @@ class Scene:
         self, volume, radiograph, geometry, level: Level, mask=None, background=None, device=None
     ):
         self.factor = f = level.image_factor(geometry)
-        self.geometry = g = downsample_geometry(geometry, f)
+        self.geometry = g = geometry.binned(f)
         self.device = device
         self.fixed = self._array(downsample_image(radiograph, f)[: g.rows, : g.cols])
         self.mask = (
