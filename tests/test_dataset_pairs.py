@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataset.pairs import PairTransform, half_of_side, pair_transform
+from conventions.pairs import PairTransform, half_of_side, pair_transform
 
 
 def blob(shape, centre_rc, sigma=3.0) -> np.ndarray:

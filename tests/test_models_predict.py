@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from dataset.pairs import pair_transform
+from conventions.pairs import pair_transform
 from models.__main__ import main as models_main
 from models.bmd import BmdCalibration
 from models.data import load_pair

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from registration.similarity import (
+from conventions.similarity import (
     gradient_correlation,
     normalized_cross_correlation,
     patchwise_gradient_correlation,

@@ -28,7 +28,7 @@ from anatomy.regions import dxa_rotation
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import ap_pose, rigid_matrix, transform_points
-from conventions.units import G_CM2_PER_MG_CM3_MM, MM_PER_CM
+from conventions.units import G_CM2_PER_MG_CM3_MM, MIN_PATH_MM, MM_PER_CM
 from drr.projector import project
 from drr.volume import Volume
 
@@ -37,7 +37,6 @@ BACKGROUND_SHELL_MM = (1.0, 5.0)  # soft tissue measured beyond the spill margin
 BACKGROUND_SIGMA_MM = 6.0  # how far along the surface the soft tissue is averaged
 DXA_PIXEL_MM = 0.5
 DXA_SDD_MM = 1.0e5  # a source 100 m away: rays parallel to 0.05 % across the femur
-MIN_PATH_MM = 1e-3  # a pixel is in the silhouette if its ray crosses the region at all
 
 
 def _distance_from(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:

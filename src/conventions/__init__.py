@@ -11,6 +11,14 @@ of re-deriving them:
 - :mod:`conventions.landmarks`  3D Slicer landmark files
 - :mod:`conventions.labels`     bone label values shared by segmentation and DRRs
 - :mod:`conventions.files`      atomic writes of JSON and images
+- :mod:`conventions.similarity` gradient correlation: registration's similarity and the
+                                models' GC loss
+- :mod:`conventions.pairs`      the pair frame: a radiograph's hip side mirrored, resized
+                                and cropped (the dataset writes pairs, the models read
+                                them and map predictions back)
+
+Stage packages import only this floor and :mod:`drr` (the projector every stage may
+call), never each other; ``tests/test_architecture.py`` holds the few exceptions.
 """
 
 from conventions.errors import InputError

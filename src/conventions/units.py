@@ -6,6 +6,10 @@ G_CM2_PER_MG_CM3_MM = 1e-4
 
 MM_PER_CM = 10.0
 
+# The silhouette of a projected region (the DXA view's area, the PF region on a pair): a
+# pixel is in it if its ray crosses the region at all (path length above this, mm).
+MIN_PATH_MM = 1e-3
+
 # Hounsfield scale anchors.
 HU_AIR = -1000.0
 HU_WATER = 0.0

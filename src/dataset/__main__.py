@@ -24,10 +24,10 @@ from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_geometry, read_json_object
 from conventions.labels import SIDES
 from conventions.landmarks import read_landmarks
+from conventions.pairs import pair_transform
 from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
 from dataset.folds import fold_document, stratified_folds
-from dataset.pairs import pair_transform
 from dataset.project import (
     PAIR_EDGES,
     cut_edges,

@@ -4,7 +4,7 @@ poses, in g/cm² (docs/conventions.md).
 - **bone DRR** (dataset A's target): the density inside the bone labels: both hip bones
   and the sacrum at the pelvis's pose, the target femur at its own pose. The other
   femur is not registered: its pose in the radiograph is not known, so it is left out
-  (its side of the image is not used; :mod:`dataset.pairs`).
+  (its side of the image is not used; :mod:`conventions.pairs`).
 - **PF-DRR** (dataset B's target): the proximal-femur region's bone mineral at the
   femur's pose, the spill-corrected mineral the anatomy stage measured BMC from
   (:func:`anatomy.bmd.mineral_content`), so its sum is the region's BMC.
@@ -23,12 +23,14 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from anatomy.bmd import MIN_PATH_MM  # the silhouette rule the DXA-view area uses
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.labels import BONE_LABELS, femur_label
 from conventions.pose import project_ct_points
-from conventions.units import G_CM2_PER_MG_CM3_MM
+from conventions.units import (
+    G_CM2_PER_MG_CM3_MM,
+    MIN_PATH_MM,  # the silhouette rule the DXA-view area uses
+)
 from drr.projector import project
 from drr.volume import Volume
 
@@ -94,7 +96,7 @@ def decomposition_drrs(
 
 
 IMAGE_EDGES = ("top", "bottom", "left", "right")
-# A pair shows every hip as a right hip does: lateral on the left (dataset.pairs).
+# A pair shows every hip as a right hip does: lateral on the left (conventions.pairs).
 PAIR_EDGES = ("superior", "inferior", "lateral", "medial")
 
 

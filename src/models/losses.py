@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from registration.similarity import paired_gradient_correlation
+from conventions.similarity import paired_gradient_correlation
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from dataset.pairs import pair_transform
+from conventions.pairs import pair_transform
 from models.bmd import BmdCalibration
 from models.data import model_input
 from models.networks import Generator

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from conventions import similarity  # the GC loss's code, part of a run's identity
 from conventions.files import atomic_path
 from models.losses import LossWeights, discriminator_loss, generator_loss
 from models.networks import Generator, MultiscaleDiscriminator
-from registration import similarity  # the GC loss's code, part of a run's identity
 
 
 @dataclass

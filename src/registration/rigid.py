@@ -23,9 +23,9 @@ from scipy.spatial.transform import Rotation
 
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import transform_points
+from conventions.similarity import GradientCorrelation
 from drr.projector import project, project_tensor
 from drr.volume import Volume
-from registration.similarity import GradientCorrelation
 
 # Search scales (1 SD of CMA-ES's first generation) and bounds of the correction, in the
 # order of its parameters: rotation vector about camera x, y, z (degrees), translation
