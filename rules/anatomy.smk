@@ -35,7 +35,7 @@ rule ct_bmd:
         drr="results/subjects/{subject}/ct/pf_areal_density_dxa_view.mha",
         mineral="results/subjects/{subject}/ct/pf_mineral_mg_cm3.nii.gz",
     params:
-        code=source_hash("anatomy", "drr"),
+        code=source_hash("anatomy"),
         side=target_side,
     conda:
         "../envs/anatomy.yaml"

@@ -1,6 +1,5 @@
 # Configuration, the cohort manifest and input functions shared by all rules.
 
-import hashlib
 import json
 import shlex
 import sys
@@ -14,6 +13,7 @@ from snakemake.utils import validate
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
+from cohort.code_digest import code_digest  # noqa: E402
 from cohort.manifest import read_cohort  # noqa: E402
 from phantom.ids import CT_NAMES, subject_ids  # noqa: E402
 from phantom.ids import target_side as synthetic_target_side  # noqa: E402
@@ -108,15 +108,12 @@ wildcard_constraints:
 
 
 def source_hash(*packages):
-    """A digest of the source of the packages a job runs (``conventions`` always). As a
-    param it makes Snakemake rerun jobs whose stage code changed (params are a rerun
-    trigger; imported code is not), so an upgrade never leaves stale products behind."""
-    digest = hashlib.sha256()
-    for package in sorted({"conventions", *packages}):
-        for path in sorted((SRC / package).rglob("*.py")):
-            digest.update(str(path.relative_to(SRC)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    """A digest of the code ``python -m <package>`` runs for each package (the modules of
+    ``src/`` its CLI imports, transitively, read from the code: cohort.code_digest). As a
+    param it makes Snakemake rerun exactly the jobs whose code changed (params are a
+    rerun trigger; imported code is not), so an upgrade never leaves stale products
+    behind, and a module no job imports reruns nothing."""
+    return code_digest(SRC, *packages)
 
 
 def subject_dir(subject):

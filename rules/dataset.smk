@@ -18,7 +18,7 @@ rule project:
         pair="results/subjects/{subject}/dataset/{image}/pair.npz",
         record="results/subjects/{subject}/dataset/{image}/pair.json",
     params:
-        code=source_hash("dataset", "drr"),
+        code=source_hash("dataset"),
         side=target_side,
         pose=lambda wc: radiograph_row(wc)["pose"],
         shape=",".join(map(str, DATASET["pair_shape"])),
@@ -119,7 +119,7 @@ rule radiograph_qc:
             labels={"subject": "{subject}", "figure": "pairs"},
         ),
     params:
-        code=source_hash("qc", "registration", "drr", "dataset"),
+        code=source_hash("qc"),
         side=target_side,
         images=lambda wc: IMAGES[wc.subject],
     conda:
@@ -160,7 +160,7 @@ rule dataset_audit:
         ),
         checks="results/cohort/audit/checks.json",
     params:
-        code=source_hash("qc", "dataset"),
+        code=source_hash("qc"),
     conda:
         "../envs/qc.yaml"
     log:

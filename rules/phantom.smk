@@ -11,7 +11,7 @@ rule synthetic_subject:
         radiographs=[f"{SYNTHETIC_DIR}/{{subject}}/radiographs/{p}.dcm" for p in SYNTHETIC_POSES],
         views=[f"{SYNTHETIC_DIR}/{{subject}}/truth/radiographs/{p}.json" for p in SYNTHETIC_POSES],
     params:
-        code=source_hash("phantom", "drr", "anatomy"),
+        code=source_hash("phantom"),
         seed=config["synthetic"]["seed"],
         poses=" ".join(SYNTHETIC_POSES),
         ct_format=config["synthetic"]["ct_format"],

@@ -341,6 +341,22 @@ def test_synthetic_demo_runs_and_caches(workflow):
         "total": 9,
     }
     snakemake(workflow, "--configfile", cfg)
+    # The digests follow the code each CLI imports (cohort.code_digest): a module added
+    # that nothing imports reruns nothing; a models-only helper reruns the models' jobs
+    # (and what reads their products) and nothing upstream of them.
+    (workflow / "src" / "conventions" / "unused.py").write_text("X = 1\n")
+    again = snakemake(workflow, "--configfile", cfg, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    with open(workflow / "src" / "models" / "losses.py", "a") as f:
+        f.write("\n# a change to a loss helper\n")
+    changed = job_counts(snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules").stdout)
+    assert changed["train_stage1"] > 0 and changed["predict_fold"] > 0
+    upstream = {"import_ct", "import_radiograph", "calibrate", "segment", "landmarks", "ct_bmd",
+                "register", "project", "dataset_tables", "folds", "synthetic_subject"}  # fmt: skip
+    assert not upstream & set(changed), changed
+    (workflow / "src" / "models" / "losses.py").write_text(
+        (REPO / "src" / "models" / "losses.py").read_text()
+    )
     # Rerunning one subject's step touches that subject only.
     one = snakemake(
         workflow,
