@@ -3,7 +3,6 @@ scanner line, the order of fallbacks, and CTs that cannot be calibrated."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from scipy import ndimage
 
 from calibration import internal
 from calibration.__main__ import calibrate
-from calibration.fit import calibrate_with_rods, fit_line
+from calibration.fit import calibrate_with_rods, fit_line, fit_problems
 from calibration.internal import internal_calibration
 from calibration.rods import find_rods
 from conventions.ct import read_ct
@@ -187,38 +186,38 @@ def test_internal_calibration_when_the_manifest_says_no_phantom(subject, tmp_pat
     _assert_recovers_the_line(record, truth)
 
 
-def _args(**kw) -> argparse.Namespace:
+def _kw(**kw) -> dict:
     base = dict(
+        ct_path="ct.nii.gz",
         method="auto",
-        phantom="present",
-        rods="0,50,100,150,200",
+        phantom_present=True,
+        rod_densities_mg_cm3=(0, 50, 100, 150, 200),
         scanner_line=None,
         fat_mg_cm3=-100.0,
         muscle_mg_cm3=40.0,
-        ct="ct.nii.gz",
     )
-    return argparse.Namespace(**{**base, **kw})
+    return {**base, **kw}
 
 
 def test_order_of_fallbacks(subject, without_phantom):
     out, _ = subject
     with_phantom, no_phantom = read_ct(out / "ct.nii.gz"), without_phantom[1]
-    line = "0.9,-5"
+    line = (0.9, -5.0)
     # The phantom first, even where the config has a line for the scanner.
-    assert calibrate(with_phantom, _args(scanner_line=line))["method"] == "phantom"
+    assert calibrate(with_phantom, **_kw(scanner_line=line))["method"] == "phantom"
     # Then the config's line: the user's explicit choice beats internal calibration.
-    r = calibrate(no_phantom, _args(scanner_line=line))
+    r = calibrate(no_phantom, **_kw(scanner_line=line))
     assert (r["method"], r["slope_hu_per_mg_cm3"], r["intercept_hu"]) == ("scanner", 0.9, -5.0)
     assert r["fallback_reason"] == "no row of 5 calibration rods found"
     # Then the subject's own tissue.
-    assert calibrate(no_phantom, _args(phantom="absent"))["method"] == "internal"
+    assert calibrate(no_phantom, **_kw(phantom_present=False))["method"] == "internal"
     # Asked for one method, only that one.
-    r = calibrate(with_phantom, _args(method="internal"))
+    r = calibrate(with_phantom, **_kw(method="internal"))
     assert (r["method"], r["fallback_reason"]) == ("internal", None)
     with pytest.raises(InputError, match=r"cannot calibrate: the manifest says no phantom$"):
-        calibrate(no_phantom, _args(method="phantom", phantom="absent", scanner_line=line))
+        calibrate(no_phantom, **_kw(method="phantom", phantom_present=False, scanner_line=line))
     with pytest.raises(InputError, match="cannot calibrate: the config gives no calibration line"):
-        calibrate(with_phantom, _args(method="scanner"))
+        calibrate(with_phantom, **_kw(method="scanner"))
 
 
 def test_a_ct_not_in_hu_is_a_clear_error(without_phantom, tmp_path):
@@ -262,3 +261,46 @@ def test_internal_calibration_of_a_real_hip_ct():
     assert 15.0 < muscle["hu"] < 55.0
     assert 0.8 < record["slope_hu_per_mg_cm3"] < 1.2
     assert record["warnings"] == []
+
+
+@pytest.mark.parametrize("offset_hu", [400.0, -150.0])
+def test_a_phantom_fit_that_fails_its_quality_gate_falls_back_with_the_reason(subject, offset_hu):
+    """One rod overlaid by metal's streaks (+400 HU) or at the edge of the reconstructed
+    field, where truncation darkens it (−150 HU): the rods are still found, but the fit is
+    no density scale. It falls back to the scanner's line (then the subject's tissue),
+    the reason naming the gate."""
+    out, _ = subject
+    ct = read_ct(out / "ct.nii.gz")
+    clean = calibrate(ct, **_kw())
+    assert clean["method"] == "phantom" and clean["fallback_reason"] is None
+    assert fit_problems(clean) == []
+    rod = find_rods(ct, 5)[2]  # the 100 mg/cm³ rod
+    hu = sitk.GetArrayFromImage(ct)
+    col, row, _ = ct.TransformPhysicalPointToContinuousIndex(
+        (rod.x_mm, rod.y_mm, ct.GetOrigin()[2])
+    )
+    yy, xx = np.mgrid[: hu.shape[1], : hu.shape[2]]
+    sx, sy, _ = ct.GetSpacing()
+    disc = np.hypot((xx - col) * sx, (yy - row) * sy) <= rod.radius_mm + 1.0
+    hu[:, disc] += offset_hu
+    spoiled = sitk.GetImageFromArray(hu)
+    spoiled.CopyInformation(ct)
+    found = find_rods(spoiled, 5)
+    assert len(found) == 5  # still a row of five: only the fit can tell
+    r = calibrate(spoiled, **_kw(scanner_line=(0.9, -5.0)))
+    assert r["method"] == "scanner"
+    assert r["fallback_reason"].startswith("the phantom fit fails its quality gate: ")
+    assert "HU off the line" in r["fallback_reason"]
+    # Without a line for the scanner, the subject's own tissue.
+    assert calibrate(spoiled, **_kw())["method"] == "internal"
+
+
+def test_the_quality_gate_names_each_problem():
+    good = fit_line([0, 50, 100, 150, 200], [-3.0, 47.0, 98.0, 148.0, 197.0])
+    assert fit_problems(good) == []
+    bent = fit_line([0, 50, 100, 150, 200], [0.0, 50.0, 160.0, 150.0, 200.0])
+    problems = "; ".join(fit_problems(bent))
+    assert "R²" in problems and "rod 3 of 5" in problems
+    steep = fit_line([0, 50, 100, 150, 200], [300.0, 450.0, 600.0, 750.0, 900.0])
+    problems = "; ".join(fit_problems(steep))
+    assert "slope 3.000" in problems and "intercept 300.0" in problems

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import SimpleITK as sitk
 
-from calibration.fit import calibrate_to_ha_density, calibrate_with_rods
+from calibration.fit import calibrate_to_ha_density, calibrate_with_rods, fit_problems
 from calibration.internal import FAT_MG_CM3, MUSCLE_MG_CM3, internal_calibration
 from calibration.rods import find_rods
 from conventions.ct import read_ct, write_volume
@@ -28,22 +29,42 @@ METHODS = ("auto", "phantom", "scanner", "internal")
 NO_SCANNER_LINE = "the config gives no calibration line for this scanner (calibration.scanners)"
 
 
-def calibrate(ct: sitk.Image, a: argparse.Namespace) -> dict:
+def calibrate(
+    ct: sitk.Image,
+    ct_path: str | Path,
+    method: str = "auto",
+    rod_densities_mg_cm3=BMAS200_ROD_DENSITIES_MG_CM3,
+    phantom_present: bool = True,
+    scanner_line: tuple[float, float] | None = None,
+    fat_mg_cm3: float = FAT_MG_CM3,
+    muscle_mg_cm3: float = MUSCLE_MG_CM3,
+) -> dict:
     """The calibration record of the first method that works, in the order of
-    ``--method``; raises InputError saying why each one tried failed."""
+    ``method`` ("auto": the phantom, else the scanner's line (slope, intercept) from the
+    config, else the subject's own fat and muscle; or only the one named); raises
+    InputError naming ``ct_path`` and saying why each method tried failed. A phantom fit
+    that fails its quality gate (:func:`calibration.fit.fit_problems`) falls back like an
+    absent phantom, the reason recorded."""
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}: one of {METHODS}")
     failed: list[str] = []
-    if a.method in ("auto", "phantom"):
-        densities = [float(v) for v in a.rods.split(",")]
-        if a.phantom == "absent":
+    if method in ("auto", "phantom"):
+        densities = [float(v) for v in rod_densities_mg_cm3]
+        if not phantom_present:
             failed.append("the manifest says no phantom")
         else:
             rods = find_rods(ct, len(densities))
-            if rods:
-                return {**calibrate_with_rods(rods, densities), "fallback_reason": None}
-            failed.append(f"no row of {len(densities)} calibration rods found")
-    if a.method in ("auto", "scanner"):
-        if a.scanner_line is not None:
-            slope, intercept = (float(v) for v in a.scanner_line.split(","))
+            if not rods:
+                failed.append(f"no row of {len(densities)} calibration rods found")
+            else:
+                fit = calibrate_with_rods(rods, densities)
+                problems = fit_problems(fit)
+                if not problems:
+                    return {**fit, "fallback_reason": None}
+                failed.append("the phantom fit fails its quality gate: " + "; ".join(problems))
+    if method in ("auto", "scanner"):
+        if scanner_line is not None:
+            slope, intercept = (float(v) for v in scanner_line)
             return {
                 "method": "scanner",
                 "slope_hu_per_mg_cm3": slope,
@@ -51,13 +72,24 @@ def calibrate(ct: sitk.Image, a: argparse.Namespace) -> dict:
                 "fallback_reason": "; ".join(failed) or None,
             }
         failed.append(NO_SCANNER_LINE)
-    if a.method in ("auto", "internal"):
+    if method in ("auto", "internal"):
         try:
-            record = internal_calibration(ct, a.fat_mg_cm3, a.muscle_mg_cm3)
+            record = internal_calibration(ct, fat_mg_cm3, muscle_mg_cm3)
             return {**record, "fallback_reason": "; ".join(failed) or None}
         except InputError as e:
             failed.append(f"no internal calibration: {e.problem}")
-    raise InputError(a.ct, "cannot calibrate: " + "; ".join(failed))
+    raise InputError(ct_path, "cannot calibrate: " + "; ".join(failed))
+
+
+def _numbers(text: str, option: str, count: int | None = None) -> list[float]:
+    """Comma-separated numbers of a command-line option."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(None, f"{option} must be comma-separated numbers, got {text!r}") from None
+    if count is not None and len(values) != count:
+        raise InputError(None, f"{option} takes {count} numbers, got {text!r}")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         ct = read_ct(a.ct)
-        record = {"subject_id": a.subject, "method_requested": a.method, **calibrate(ct, a)}
+        line = None if a.scanner_line is None else _numbers(a.scanner_line, "--scanner-line", 2)
+        found = calibrate(
+            ct, a.ct, a.method, _numbers(a.rods, "--rods"), a.phantom == "present", line,
+            a.fat_mg_cm3, a.muscle_mg_cm3,
+        )  # fmt: skip
+        record = {"subject_id": a.subject, "method_requested": a.method, **found}
     except InputError as e:
         print(f"error: {e.for_subject(a.subject)}", file=sys.stderr)
         return 2
