@@ -217,3 +217,29 @@ def test_nan_in_a_float_nifti_is_found_though_itk_reads_it_as_zero(tmp_path):
         check_nifti_values(tmp_path / "nan.nii.gz")
     nib.save(nib.Nifti1Image(np.nan_to_num(a, posinf=0), np.eye(4)), tmp_path / "ok.nii.gz")
     check_nifti_values(tmp_path / "ok.nii.gz")
+
+
+def test_every_cli_reports_bad_input_as_one_line_naming_subject_and_file(capsys):
+    """conventions.errors.run_cli: the project's error, a file the system cannot open and
+    a value the libraries refuse all become ``error: subject X: <file>: <what>``, exit 2."""
+    from conventions.errors import run_cli
+
+    def raises(e):
+        def command():
+            raise e
+
+        return command
+
+    assert run_cli(lambda: None, "S001") == 0
+    cases = [
+        (InputError("ct.nii.gz", "too small"), "error: subject S001: ct.nii.gz: too small"),
+        (InputError("a.dcm", "blank", subject="S002"), "error: subject S002: a.dcm: blank"),
+        (FileNotFoundError(2, "No such file or directory", "g.json"),
+         "error: subject S001: g.json: No such file or directory"),
+        (ValueError("cannot fill 5 folds"), "error: subject S001: cannot fill 5 folds"),
+    ]  # fmt: skip
+    for error, line in cases:
+        assert run_cli(raises(error), "S001") == 2
+        assert capsys.readouterr().err.strip() == line
+    with pytest.raises(KeyError):  # a bug is no input error: it keeps its traceback
+        run_cli(raises(KeyError("x")), "S001")

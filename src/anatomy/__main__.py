@@ -21,7 +21,7 @@ from anatomy.bmd import areal_bmd, mineral_content
 from anatomy.landmarks import FemurLandmarks, femur_landmarks, voxel_points, with_expert_points
 from anatomy.regions import distal_border_point, neck_roi_mask, pf_region_mask
 from conventions.ct import read_ct, write_volume
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.files import write_json
 from conventions.geometry import read_json_object
 from conventions.labels import SIDES, femur_label
@@ -164,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(run=ct_bmd_command)
     a = ap.parse_args(argv)
-    try:
-        return a.run(a)
-    except InputError as e:
-        print(f"error: {e if e.subject else e.for_subject(a.subject)}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: a.run(a), a.subject)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from calibration.fit import calibrate_to_ha_density, calibrate_with_rods, fit_pr
 from calibration.internal import FAT_MG_CM3, MUSCLE_MG_CM3, internal_calibration
 from calibration.rods import find_rods
 from conventions.ct import read_ct, write_volume
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.files import write_json
 from conventions.units import BMAS200_ROD_DENSITIES_MG_CM3
 
@@ -92,6 +92,21 @@ def _numbers(text: str, option: str, count: int | None = None) -> list[float]:
     return values
 
 
+def calibration_command(a: argparse.Namespace) -> int:
+    """Read the CT, calibrate it, write its density and the record."""
+    ct = read_ct(a.ct)
+    line = None if a.scanner_line is None else _numbers(a.scanner_line, "--scanner-line", 2)
+    found = calibrate(
+        ct, a.ct, a.method, _numbers(a.rods, "--rods"), a.phantom == "present", line,
+        a.fat_mg_cm3, a.muscle_mg_cm3,
+    )  # fmt: skip
+    record = {"subject_id": a.subject, "method_requested": a.method, **found}
+    density = calibrate_to_ha_density(ct, record["slope_hu_per_mg_cm3"], record["intercept_hu"])
+    write_volume(a.out_density, density)
+    write_json(a.out_json, record)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m calibration",
@@ -139,21 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-density", required=True)
     ap.add_argument("--out-json", required=True)
     a = ap.parse_args(argv)
-    try:
-        ct = read_ct(a.ct)
-        line = None if a.scanner_line is None else _numbers(a.scanner_line, "--scanner-line", 2)
-        found = calibrate(
-            ct, a.ct, a.method, _numbers(a.rods, "--rods"), a.phantom == "present", line,
-            a.fat_mg_cm3, a.muscle_mg_cm3,
-        )  # fmt: skip
-        record = {"subject_id": a.subject, "method_requested": a.method, **found}
-    except InputError as e:
-        print(f"error: {e.for_subject(a.subject)}", file=sys.stderr)
-        return 2
-    density = calibrate_to_ha_density(ct, record["slope_hu_per_mg_cm3"], record["intercept_hu"])
-    write_volume(a.out_density, density)
-    write_json(a.out_json, record)
-    return 0
+    return run_cli(lambda: calibration_command(a), a.subject)
 
 
 if __name__ == "__main__":

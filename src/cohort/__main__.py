@@ -9,7 +9,31 @@ import sys
 from cohort import ingest
 from cohort.inventory import write_inventory
 from cohort.manifest import read_cohort
-from conventions.errors import InputError
+from conventions.errors import run_cli
+
+
+def cohort_command(a: argparse.Namespace) -> int:
+    if a.command == "validate":
+        cohort = read_cohort(a.subjects, a.radiographs, extra_roots=a.data_root)
+        print(f"{len(cohort.subjects)} subjects, {len(cohort.radiographs)} radiographs: valid")
+    elif a.command == "import-ct":
+        ingest.import_ct(a.subject, a.ct, a.out_volume, a.out_fingerprint)
+    elif a.command == "import-radiograph":
+        ingest.import_radiograph(
+            a.subject,
+            a.image,
+            a.path,
+            a.out_image,
+            a.out_geometry,
+            a.out_fingerprint,
+            geometry_json=a.geometry or None,
+            pose_label=a.pose,
+        )
+    elif a.command == "fingerprint":
+        ingest.cohort_fingerprint(a.subjects, a.ct, a.radiographs, a.out_json, a.out_tsv)
+    elif a.command == "inventory":
+        write_inventory(a.subject, a.root, a.files, a.out)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,31 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--out", required=True)
 
     a = ap.parse_args(argv)
-    try:
-        if a.command == "validate":
-            cohort = read_cohort(a.subjects, a.radiographs, extra_roots=a.data_root)
-            print(f"{len(cohort.subjects)} subjects, {len(cohort.radiographs)} radiographs: valid")
-        elif a.command == "import-ct":
-            ingest.import_ct(a.subject, a.ct, a.out_volume, a.out_fingerprint)
-        elif a.command == "import-radiograph":
-            ingest.import_radiograph(
-                a.subject,
-                a.image,
-                a.path,
-                a.out_image,
-                a.out_geometry,
-                a.out_fingerprint,
-                geometry_json=a.geometry or None,
-                pose_label=a.pose,
-            )
-        elif a.command == "fingerprint":
-            ingest.cohort_fingerprint(a.subjects, a.ct, a.radiographs, a.out_json, a.out_tsv)
-        elif a.command == "inventory":
-            write_inventory(a.subject, a.root, a.files, a.out)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: cohort_command(a), getattr(a, "subject", None))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from conventions.ct import read_ct
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_geometry, read_json_object
 from conventions.labels import SIDES
@@ -198,16 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.set_defaults(run=folds_command, subject_of=lambda a: None)
     a = ap.parse_args(argv)
-    try:
-        return a.run(a)
-    except InputError as e:
-        subject = a.subject_of(a)
-        named = e if e.subject or not subject else e.for_subject(subject)
-        print(f"error: {named}", file=sys.stderr)
-        return 2
-    except ValueError as e:  # folds that cannot be made, and the like
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: a.run(a), a.subject_of(a))
 
 
 if __name__ == "__main__":

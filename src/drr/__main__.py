@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from conventions.ct import read_ct
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.geometry import read_geometry
 from conventions.pose import read_pose
 from conventions.radiograph import write_radiograph
@@ -44,6 +44,32 @@ def read_mask(path: str, labels: list[int], like: sitk.Image) -> np.ndarray:
     return np.isin(sitk.GetArrayFromImage(lab), labels)
 
 
+def drr_command(a: argparse.Namespace) -> int:
+    if bool(a.mask) != bool(a.labels):
+        raise InputError(None, "--mask and --labels go together")
+    image = read_ct(a.ct)
+    geometry = read_geometry(a.geometry)
+    pose = read_pose(a.pose)
+    values = integrand(sitk.GetArrayFromImage(image), a.quantity)
+    if a.mask:
+        try:
+            labels = [int(v) for v in a.labels.split(",")]
+        except ValueError:
+            raise InputError(None, f"--labels must be integers, got {a.labels!r}") from None
+        values = np.where(read_mask(a.mask, labels, image), values, np.float32(0))
+    volume = Volume.from_image(image, value=values).cropped_to_support()
+    drr = project(
+        volume,
+        geometry,
+        pose.camera_from_ct,
+        integrator=a.integrator,
+        step_mm=a.step_mm,
+        device=a.device,
+    )
+    write_radiograph(a.out, drr[0, 0], geometry)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m drr",
@@ -66,33 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args(argv)
-    try:
-        if bool(a.mask) != bool(a.labels):
-            raise InputError(None, "--mask and --labels go together")
-        image = read_ct(a.ct)
-        geometry = read_geometry(a.geometry)
-        pose = read_pose(a.pose)
-        values = integrand(sitk.GetArrayFromImage(image), a.quantity)
-        if a.mask:
-            try:
-                labels = [int(v) for v in a.labels.split(",")]
-            except ValueError:
-                raise InputError(None, f"--labels must be integers, got {a.labels!r}") from None
-            values = np.where(read_mask(a.mask, labels, image), values, np.float32(0))
-        volume = Volume.from_image(image, value=values).cropped_to_support()
-        drr = project(
-            volume,
-            geometry,
-            pose.camera_from_ct,
-            integrator=a.integrator,
-            step_mm=a.step_mm,
-            device=a.device,
-        )
-        write_radiograph(a.out, drr[0, 0], geometry)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: drr_command(a))
 
 
 if __name__ == "__main__":

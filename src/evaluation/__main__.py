@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.files import atomic_path, write_text
 from evaluation.categories import NHANES_TOTAL_HIP_WOMEN, category_confusion
 from evaluation.compression import compress, parse_condition
@@ -290,11 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-figure", required=True)
     p.set_defaults(run=intensities_command)
     a = ap.parse_args(argv)
-    try:
-        return a.run(a)
-    except (InputError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: a.run(a), getattr(a, "subject", None))
 
 
 if __name__ == "__main__":

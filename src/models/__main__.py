@@ -34,7 +34,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_json_object
 from conventions.radiograph import read_radiograph
@@ -444,11 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-json", required=True)
     p.set_defaults(run=predict_command)
     a = ap.parse_args(argv)
-    try:
-        return a.run(a)
-    except (InputError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: a.run(a), getattr(a, "subject", None))
 
 
 if __name__ == "__main__":

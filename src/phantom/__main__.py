@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from conventions.errors import run_cli
 from phantom.cohort import generate_subject, write_manifest
 from phantom.radiographs import POSE_LABELS
 
@@ -49,22 +50,28 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out-pelvis", required=True)
     t.add_argument("--out-femur", required=True)
     a = ap.parse_args(argv)
-    if a.command == "subject":
-        if len(a.voxel_mm) not in (1, 3):
-            ap.error("--voxel-mm takes one value or three (x y z)")
-        voxel = a.voxel_mm[0] if len(a.voxel_mm) == 1 else tuple(a.voxel_mm)
-        generate_subject(a.subject, a.seed, voxel, a.out_dir, tuple(a.poses), ct_format=a.ct_format)
-    elif a.command == "preview":
-        from phantom.preview import preview
 
-        preview(a.subject_dir, a.out)
-    elif a.command == "true-poses":
-        from phantom.radiographs import write_true_poses
+    def command() -> int:
+        if a.command == "subject":
+            if len(a.voxel_mm) not in (1, 3):
+                ap.error("--voxel-mm takes one value or three (x y z)")
+            voxel = a.voxel_mm[0] if len(a.voxel_mm) == 1 else tuple(a.voxel_mm)
+            generate_subject(
+                a.subject, a.seed, voxel, a.out_dir, tuple(a.poses), ct_format=a.ct_format
+            )
+        elif a.command == "preview":
+            from phantom.preview import preview
 
-        write_true_poses(a.view, a.side, a.out_pelvis, a.out_femur)
-    else:
-        write_manifest(a.truth, a.out_subjects, a.out_radiographs)
-    return 0
+            preview(a.subject_dir, a.out)
+        elif a.command == "true-poses":
+            from phantom.radiographs import write_true_poses
+
+            write_true_poses(a.view, a.side, a.out_pelvis, a.out_femur)
+        else:
+            write_manifest(a.truth, a.out_subjects, a.out_radiographs)
+        return 0
+
+    return run_cli(command, getattr(a, "subject", None))
 
 
 if __name__ == "__main__":

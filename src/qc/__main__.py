@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from conventions.errors import run_cli
+
 # Each command imports its own figures' modules: a job pays only for what it draws.
 
 
@@ -49,57 +51,63 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--histories", nargs="+", required=True)
     p.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    if a.command == "training":
-        from qc.training import training_curves
 
-        training_curves(a.histories, a.out)
-        return 0
-    if a.command == "radiographs":
-        lists = ("images", "xrays", "geometries", "poses_pelvis", "poses_femur", "records")
-        lengths = {name: len(getattr(a, name)) for name in lists}
-        if len(set(lengths.values())) != 1:
-            ap.error(f"subject {a.subject}: one value per radiograph in each list, got {lengths}")
-        radiographs = [
-            {"image": i, "xray": x, "geometry": g, "pelvis": p, "femur": f}
-            for i, x, g, p, f in zip(
-                a.images, a.xrays, a.geometries, a.poses_pelvis, a.poses_femur, strict=True
+    def command() -> int:
+        if a.command == "training":
+            from qc.training import training_curves
+
+            training_curves(a.histories, a.out)
+            return 0
+        if a.command == "radiographs":
+            lists = ("images", "xrays", "geometries", "poses_pelvis", "poses_femur", "records")
+            lengths = {name: len(getattr(a, name)) for name in lists}
+            if len(set(lengths.values())) != 1:
+                ap.error(
+                    f"subject {a.subject}: one value per radiograph in each list, got {lengths}"
+                )
+            radiographs = [
+                {"image": i, "xray": x, "geometry": g, "pelvis": p, "femur": f}
+                for i, x, g, p, f in zip(
+                    a.images, a.xrays, a.geometries, a.poses_pelvis, a.poses_femur, strict=True
+                )
+            ]
+            from qc.dataset import pairs_montage
+            from qc.registration import registration_montage
+
+            registration_montage(a.subject, a.side, a.ct, a.labels, radiographs, a.out_registration)
+            pairs_montage(a.records, a.subject, a.out_pairs)
+            return 0
+        if a.command == "dataset":
+            from qc.dataset import dataset_audit
+
+            checks = dataset_audit(
+                a.dataset_a,
+                a.dataset_b,
+                a.excluded,
+                a.folds,
+                a.out_scatter,
+                a.out_summary,
+                a.out_checks,
             )
-        ]
-        from qc.dataset import pairs_montage
-        from qc.registration import registration_montage
+            print({k: v["pcc"] for k, v in checks.items()})
+            return 0
+        from qc.ct import ct_montage
 
-        registration_montage(a.subject, a.side, a.ct, a.labels, radiographs, a.out_registration)
-        pairs_montage(a.records, a.subject, a.out_pairs)
-        return 0
-    if a.command == "dataset":
-        from qc.dataset import dataset_audit
-
-        checks = dataset_audit(
-            a.dataset_a,
-            a.dataset_b,
-            a.excluded,
-            a.folds,
-            a.out_scatter,
-            a.out_summary,
-            a.out_checks,
+        ct_montage(
+            a.density,
+            a.calibration,
+            a.labels,
+            a.segmentation,
+            a.landmarks,
+            a.ct_bmd,
+            a.region,
+            a.drr,
+            a.subject,
+            a.out,
         )
-        print({k: v["pcc"] for k, v in checks.items()})
         return 0
-    from qc.ct import ct_montage
 
-    ct_montage(
-        a.density,
-        a.calibration,
-        a.labels,
-        a.segmentation,
-        a.landmarks,
-        a.ct_bmd,
-        a.region,
-        a.drr,
-        a.subject,
-        a.out,
-    )
-    return 0
+    return run_cli(command, getattr(a, "subject", None))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from conventions.ct import read_ct
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.labels import femur_label
 from conventions.landmarks import read_landmarks
 from conventions.pose import Pose, read_pose, write_pose
@@ -240,12 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         _status_options(p)
         a = p.parse_args(argv)
         run, subject = body_command, a.subject
-    try:
-        return run(a)
-    except InputError as e:
-        named = e if e.subject or not subject else e.for_subject(subject)
-        print(f"error: {named}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: run(a), subject)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from conventions.ct import read_ct, write_volume
-from conventions.errors import InputError
+from conventions.errors import InputError, run_cli
 from conventions.files import write_json
 from conventions.labels import BONE_LABELS
 from segmentation import metal as metal_mod
@@ -76,6 +76,15 @@ def segment(args: argparse.Namespace) -> tuple[np.ndarray, dict, sitk.Image]:
     return labels, record, density
 
 
+def segmentation_command(a: argparse.Namespace) -> int:
+    labels, record, density = segment(a)
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(density)
+    write_volume(a.out_labels, image)
+    write_json(a.out_json, record)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m segmentation", description=__doc__)
     ap.add_argument("--subject", required=True)
@@ -98,16 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-labels", required=True)
     ap.add_argument("--out-json", required=True)
     a = ap.parse_args(argv)
-    try:
-        labels, record, density = segment(a)
-    except InputError as e:
-        print(f"error: {e.for_subject(a.subject)}", file=sys.stderr)
-        return 2
-    image = sitk.GetImageFromArray(labels)
-    image.CopyInformation(density)
-    write_volume(a.out_labels, image)
-    write_json(a.out_json, record)
-    return 0
+    return run_cli(lambda: segmentation_command(a), a.subject)
 
 
 if __name__ == "__main__":
