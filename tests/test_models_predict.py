@@ -93,7 +93,7 @@ def test_pf_roi_intensities_are_means_over_the_pf_silhouette(tmp_path):
     """Fig. 1's intensities of one pair: the radiograph's and the ground-truth PF-DRR's
     means over the PF mask, and the predicted PF-DRR's over the mask at the model's
     resolution (blocks at least half inside)."""
-    from models.__main__ import pf_roi_intensities
+    from models.cross_validation import pf_roi_intensities
 
     xray = np.full((8, 8), 100.0, np.float32)
     mask = np.zeros((8, 8), np.uint8)

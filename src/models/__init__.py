@@ -11,4 +11,7 @@
                                   conventional baseline, the paper's sample weights
 - :mod:`models.train_regression`  their training: frozen, then end to end
 - :mod:`models.predict`           inference on a new radiograph
+- :mod:`models.cross_validation`  a fold's BMD per method (Table 2's rows), the null
+                                  model, Fig. 1's intensities, the failure checks
+- ``python -m models``            thin commands over these
 """

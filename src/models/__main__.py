@@ -38,42 +38,34 @@ from conventions.errors import InputError, run_cli
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_json_object
 from conventions.radiograph import read_radiograph
-from models.bmd import BmdCalibration, fit_bmd_calibration, roi_mean
+from models.bmd import BmdCalibration
+from models.cross_validation import (
+    BMD_TARGETS,
+    PREDICTION_COLUMNS,
+    fold_bmd_predictions,
+    pf_drr_checks,
+    pf_roi_intensities,
+    prediction_rows,
+    regressor_rows,
+)
 from models.data import (
     PairDataset,
     RegressionDataset,
-    block_mean,
     fold_rows,
     fold_subjects,
     load_input,
     load_pair,
-    standardise,
 )
-from models.plausibility import FEATURES, PlausibleRange
+from models.plausibility import PlausibleRange
 from models.predict import load_generator, predict_images, predict_radiograph
 from models.train import TrainConfig, load_checkpoint, train_stage
 from models.train_regression import (
     RegressionConfig,
     load_regressor,
-    predict_bmd,
-    regressor_from_checkpoint,
     train_regressor,
 )
 
 STAGE_TARGET = {1: "bone", 2: "pf"}
-BMD_TARGETS = ("dxa_bmd_g_cm2", "qct_bmd_mg_cm3")
-PREDICTION_COLUMNS = ["subject_id", "image", "pose", "fold", "method", "target", "prediction",
-                      "truth"]  # fmt: skip
-
-
-def prediction_rows(table, which, fold, method, target, estimate) -> list[dict]:
-    """Rows of the predictions table for ``table``'s rows selected by ``which``."""
-    return [
-        {"subject_id": table["subject_id"].iloc[i], "image": table["image"].iloc[i],
-         "pose": table["pose"].iloc[i], "fold": fold, "method": method, "target": target,
-         "prediction": float(estimate[i]), "truth": float(table[target].iloc[i])}
-        for i in np.flatnonzero(which)
-    ]  # fmt: skip
 
 
 def train_command(a) -> int:
@@ -104,43 +96,9 @@ def predict_fold_command(a) -> int:
     # poses only, in a limited-pose training); every pose of the test subjects is predicted.
     is_test = table["subject_id"].isin(set(test)).to_numpy()
     is_train = ~is_test & (table["pose"].isin(set(a.poses)).to_numpy() if a.poses else True)
-    rows, calibrations = [], {"bmd_fit": a.bmd_fit}
-    # The threshold and line that read BMD off a PF-DRR are fitted on the training
-    # fold's ground-truth PF-DRRs (the paper's Fig. 4; the network is trained to
-    # reproduce them) or, with --bmd-fit predicted, on the network's own predictions of
-    # its training radiographs (which it has fitted, not predicted).
-    fit_images = {"decomposition": truth_images if a.bmd_fit == "ground_truth" else predicted,
-                  "gt_pf_drr": truth_images}  # fmt: skip
-    for method, images in (("decomposition", predicted), ("gt_pf_drr", truth_images)):
-        for target in BMD_TARGETS:
-            values = table[target].to_numpy(float)
-            fit_rows = is_train & np.isfinite(values)
-            if fit_rows.sum() < 3:
-                continue
-            try:
-                cal, curve = fit_bmd_calibration(
-                    [fit_images[method][i] for i in np.flatnonzero(fit_rows)],
-                    values[fit_rows], target,
-                )  # fmt: skip
-            except ValueError as e:
-                # A collapsed network (the same image for every radiograph): its BMD is
-                # unknown, recorded as such; the fold's other methods still count.
-                calibrations[f"{method}/{target}"] = {"error": str(e)}
-                print(f"warning: fold {a.fold}, {method}, {target}: {e}")
-                estimate = np.full(len(images), np.nan)
-            else:
-                calibrations[f"{method}/{target}"] = {**cal.to_dict(), "pcc_by_threshold": curve}
-                estimate = cal.predict(images)
-            rows += prediction_rows(table, is_test, a.fold, method, target, estimate)
-    for target in BMD_TARGETS:
-        # The null model: every test subject gets the training fold's mean BMD. A method
-        # must beat it to carry information (in a small cohort its cross-validated PCC is
-        # negative: leaving out the high-BMD subjects lowers the training mean).
-        values = table[target].to_numpy(float)
-        fit = is_train & np.isfinite(values)
-        if fit.any():
-            mean = np.full(len(table), values[fit].mean())
-            rows += prediction_rows(table, is_test, a.fold, "training_mean", target, mean)
+    rows, calibrations = fold_bmd_predictions(
+        table, is_test, is_train, predicted, truth_images, a.bmd_fit, a.fold
+    )
     if a.regressors:  # the fold's stage-three regressors and baseline, in the same table
         rows += regressor_rows(table[is_test].reset_index(drop=True), a.regressors, a.fold)
     out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
@@ -160,50 +118,6 @@ def predict_fold_command(a) -> int:
     write_json(a.out_calibration, {"fold": a.fold, "factor": a.factor, **calibrations})
     print(f"fold {a.fold}: {len(out)} predictions of {int(is_test.sum())} test pairs")
     return 0
-
-
-def pf_roi_intensities(table, which, fold, factor, predicted) -> pd.DataFrame:
-    """The paper's Fig. 1, per selected pair: the mean over the PF region's silhouette of
-    the radiograph (its pixel values as stored, and standardised as the models see it),
-    of the ground-truth PF-DRR and of the predicted PF-DRR (at the model's resolution,
-    over the silhouette's pixels there), beside the subject's BMD."""
-    rows = []
-    for i in np.flatnonzero(which):
-        with np.load(table["pair"].iloc[i]) as pair:
-            xray, truth, mask = pair["xray"], pair["pf_drr_g_cm2"], pair["pf_mask"] > 0
-        coarse = block_mean(mask.astype(np.float32), factor) >= 0.5
-        rows.append({
-            "subject_id": table["subject_id"].iloc[i], "image": table["image"].iloc[i],
-            "pose": table["pose"].iloc[i], "fold": fold,
-            "radiograph": roi_mean(xray, mask),
-            "radiograph_standardised": roi_mean(standardise(xray), mask),
-            "gt_pf_drr": roi_mean(truth, mask),
-            "predicted_pf_drr": roi_mean(predicted[i], coarse),
-            **{t: float(table[t].iloc[i]) for t in BMD_TARGETS},
-        })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-CHECK_COLUMNS = ["subject_id", "image", "pose", "fold", *FEATURES,
-                 *(f"z_{f}" for f in FEATURES), "flagged", "reasons"]  # fmt: skip
-
-
-def pf_drr_checks(table, which, fold, images, plausible: PlausibleRange | None) -> pd.DataFrame:
-    """Per selected radiograph: its predicted PF-DRR's features, their z-scores against
-    the plausible range, and whether (and why) it is flagged. Without a range (a fold
-    with fewer than 3 training radiographs) nothing is flagged, and the reason says so."""
-    rows = []
-    for i in np.flatnonzero(which):
-        if plausible is None:
-            record, reasons = {}, []
-            note = "not checked: fewer than 3 training PF-DRRs"
-        else:
-            record, reasons = plausible.check(images[i])
-            note = "; ".join(reasons)
-        rows.append({"subject_id": table["subject_id"].iloc[i], "image": table["image"].iloc[i],
-                     "pose": table["pose"].iloc[i], "fold": fold, **record,
-                     "flagged": bool(reasons), "reasons": note})  # fmt: skip
-    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
 def train_regressor_command(a) -> int:
@@ -227,34 +141,6 @@ def train_regressor_command(a) -> int:
     write_json(a.out_history, {"stage": f"{label}, {a.target}", "fold": a.fold,
                                "factor": cfg.factor, "history": run["history"]})  # fmt: skip
     return 0
-
-
-def regression_method(cfg: RegressionConfig, epoch: int) -> str:
-    """The method a regressor's predictions are reported under (Table 2's rows): stage
-    three's checkpoint after ``epoch`` epochs is the frozen or the fine-tuned model."""
-    if cfg.kind == "conventional":
-        return "conventional_regression"
-    frozen = epoch <= cfg.epochs
-    return "decomposition+regression_frozen" if frozen else "decomposition+regression"
-
-
-def regressor_rows(table: pd.DataFrame, checkpoints, fold: int, xrays=None) -> list[dict]:
-    """Rows of every regressor's BMD for ``table``'s radiographs (or for ``xrays`` in
-    their place: the same radiographs compressed); each input set read once for all the
-    regressors that share it."""
-    rows, inputs = [], {}  # inputs by (factor, ROI)
-    xrays = [None] * len(table) if xrays is None else xrays
-    for checkpoint in checkpoints:
-        ckpt = load_checkpoint(checkpoint)
-        model, cfg = regressor_from_checkpoint(ckpt)
-        method = regression_method(cfg, int(ckpt["epoch"]))
-        key = (cfg.factor, cfg.roi_pixels if cfg.kind == "conventional" else None)
-        if key not in inputs:
-            pairs = zip(table["pair"], xrays, strict=True)
-            inputs[key] = np.stack([load_input(p, *key, xray=x) for p, x in pairs])
-        rows += prediction_rows(table, np.ones(len(table), bool), fold, method, cfg.target,
-                                predict_bmd(model, inputs[key]))  # fmt: skip
-    return rows
 
 
 def predict_regressors_command(a) -> int:
