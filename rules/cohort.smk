@@ -33,6 +33,7 @@ rule import_radiograph:
         code=source_hash("cohort"),
         pose=lambda wc: radiograph_row(wc)["pose"],
         geometry=geometry_argument,
+        site=site_defaults_arguments(),
     conda:
         "../envs/cohort.yaml"
     log:
@@ -43,7 +44,7 @@ rule import_radiograph:
         runtime=5,
     shell:
         "python -m cohort import-radiograph --subject {wildcards.subject} --image {wildcards.image}"
-        " --path {input.image:q} {params.geometry} --pose {params.pose}"
+        " --path {input.image:q} {params.geometry} --pose {params.pose} {params.site}"
         " --out-image {output.image} --out-geometry {output.geometry}"
         " --out-fingerprint {output.fingerprint} > {log} 2>&1"
 

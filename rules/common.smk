@@ -116,6 +116,16 @@ def source_hash(*packages):
     return code_digest(SRC, *packages)
 
 
+def site_defaults_arguments():
+    """import-radiograph's options for the config's site defaults (only those given)."""
+    given = config["cohort"].get("site_defaults") or {}
+    return " ".join(
+        f"--default-{key.replace('_', '-')} {float(value)}"
+        for key, value in sorted(given.items())
+        if value is not None
+    )
+
+
 def subject_dir(subject):
     return f"results/subjects/{subject}"
 

@@ -297,3 +297,31 @@ def test_bad_inputs_fail_alone_through_the_workflow(workflow, tmp_path):
     shutil.rmtree(res / "G")
     snakemake(workflow, "results/subjects/G/products.tsv", "--configfile", str(cfg))
     assert (res / "G" / "products.tsv").read_text() == first
+
+
+def test_site_defaults_fill_only_missing_geometry_and_are_recorded_as_assumed(tmp_path, capsys):
+    """A radiograph without geometry tags imports with the site's defaults (config
+    cohort.site_defaults), each recorded in its fingerprint as assumed; without a
+    source-to-patient distance that is assumed as SDD - 160 mm, recorded too. A file
+    that has its tags keeps them."""
+    out = {k: str(tmp_path / f"{k}") for k in ("image.mha", "geometry.json", "fp.json")}
+    base = ["import-radiograph", "--subject", "P07", "--image", "ap",
+            "--out-image", out["image.mha"], "--out-geometry", out["geometry.json"],
+            "--out-fingerprint", out["fp.json"]]  # fmt: skip
+    bare = ["--path", str(CORPUS / "rad_no_geometry.dcm")]
+    assert cohort_cli([*base, *bare]) == 2  # no defaults: the tags it lacks, named
+    assert "DistanceSourceToDetector" in capsys.readouterr().err
+    site = ["--default-pixel-spacing-mm", "0.2", "--default-sdd-mm", "1150"]
+    assert cohort_cli([*base, *bare, *site]) == 0
+    fp = json.loads(Path(out["fp.json"]).read_text())
+    assert fp["sdd_mm"] == 1150.0 and fp["pixel_spacing_mm"] == [0.2, 0.2]
+    assert fp["source_to_patient_mm"] == 990.0
+    assert fp["geometry_sources"]["sdd_mm"] == "site default (config)"
+    assert fp["geometry_sources"]["source_to_patient_mm"].startswith("assumed: SDD - 160 mm")
+    assert set(fp["geometry_assumed"]) == {"pixel_spacing_mm", "sdd_mm", "source_to_patient_mm"}
+    geometry = json.loads(Path(out["geometry.json"]).read_text())
+    assert geometry["source_to_patient_mm"] == 990.0
+    # A file with its own tags keeps them: the defaults fill gaps only.
+    assert cohort_cli([*base, "--path", str(CORPUS / "rad_ok.dcm"), *site]) == 0
+    fp = json.loads(Path(out["fp.json"]).read_text())
+    assert fp["sdd_mm"] != 1150.0 and "sdd_mm" not in fp["geometry_assumed"]

@@ -48,11 +48,14 @@ def test_geometry_json_completes_a_real_dicom(ddh_files, tmp_path):
     r = read_radiograph(ddh_files[0], g)
     geom = r.require_geometry()
     assert (geom.rows, geom.cols, geom.sdd_mm) == (331, 331, 1000.0)
-    assert r.missing == ("source_to_patient_mm (DistanceSourceToPatient (0018,1111))",)
+    assert r.missing == ()  # the source-to-patient distance is assumed, and says so:
     assert r.info["geometry_sources"] == {
         "sdd_mm": "geometry override",
         "pixel_spacing_mm": "geometry override",
+        "source_to_patient_mm": "assumed: SDD - 160 mm (table, grid, detector housing)",
     }
+    assert r.info["geometry_assumed"] == ["source_to_patient_mm"]
+    assert geom.source_to_patient_mm == 840.0
     # A geometry file for a different image size is an error naming it.
     g.write_text(json.dumps({"sdd_mm": 1000.0, "pixel_spacing_mm": [0.5, 0.5], "rows": 512}))
     with pytest.raises(InputError, match="rows=512") as e:

@@ -28,6 +28,11 @@ def cohort_command(a: argparse.Namespace) -> int:
             a.out_fingerprint,
             geometry_json=a.geometry or None,
             pose_label=a.pose,
+            site_defaults={
+                "pixel_spacing_mm": a.default_pixel_spacing_mm,
+                "sdd_mm": a.default_sdd_mm,
+                "source_to_patient_mm": a.default_source_to_patient_mm,
+            },
         )
     elif a.command == "fingerprint":
         ingest.cohort_fingerprint(a.subjects, a.ct, a.radiographs, a.out_json, a.out_tsv)
@@ -62,6 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--path", required=True)
     r.add_argument("--geometry", default=None, help="geometry JSON supplying missing values")
     r.add_argument("--pose", default="other")
+    r.add_argument(
+        "--default-pixel-spacing-mm",
+        type=float,
+        default=None,
+        help="the site's detector pixel spacing, where the file lacks it",
+    )
+    r.add_argument(
+        "--default-sdd-mm",
+        type=float,
+        default=None,
+        help="the site's source-detector distance, where the file lacks it",
+    )
+    r.add_argument("--default-source-to-patient-mm", type=float, default=None,
+                   help="the site's source-patient distance (else SDD - 160 mm)")  # fmt: skip
     r.add_argument("--out-image", required=True)
     r.add_argument("--out-geometry", required=True)
     r.add_argument("--out-fingerprint", required=True)

@@ -107,10 +107,13 @@ def import_radiograph(
     out_fingerprint: str | Path,
     geometry_json: str | Path | None = None,
     pose_label: str = "other",
+    site_defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Read a radiograph, check its geometry is complete, write MHA + geometry.json."""
+    """Read a radiograph, check its geometry is complete, write MHA + geometry.json. The
+    site's defaults (config ``radiographs.site_defaults``) fill only what the file and
+    ``geometry_json`` lack; the fingerprint says which values were assumed."""
     try:
-        radiograph = read_radiograph(path, geometry_json)
+        radiograph = read_radiograph(path, geometry_json, site_defaults)
         geometry = radiograph.require_geometry()
     except InputError as e:
         raise e.for_subject(subject) from None

@@ -30,6 +30,11 @@ DICOM_GEOMETRY_TAGS = {
     "source_to_patient_mm": "DistanceSourceToPatient (0018,1111)",
 }
 REQUIRED_GEOMETRY = ("pixel_spacing_mm", "sdd_mm")
+# Source-to-patient distance when neither the file nor the site gives it: the detector
+# distance less the table, grid and detector housing behind the patient (a typical
+# bucky). Recorded as assumed wherever it is used.
+PATIENT_TO_DETECTOR_MM = 160.0
+ASSUMED_SOD = f"assumed: SDD - {PATIENT_TO_DETECTOR_MM:.0f} mm (table, grid, detector housing)"
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as DICOM YBR uses
 RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 ITK_SUFFIXES = (".mha", ".mhd", ".nrrd")
@@ -62,12 +67,19 @@ class Radiograph:
 
 
 def read_radiograph(
-    path: str | Path, geometry_override: dict[str, Any] | str | Path | None = None
+    path: str | Path,
+    geometry_override: dict[str, Any] | str | Path | None = None,
+    site_defaults: dict[str, Any] | None = None,
 ) -> Radiograph:
     """Read a radiograph and whatever geometry it and ``geometry_override`` give.
 
     ``geometry_override`` is a geometry.json path or mapping; its values take precedence
     over the file's tags. rows/cols in it, if given, must match the image.
+    ``site_defaults`` (``pixel_spacing_mm``, ``sdd_mm``, ``source_to_patient_mm``: the
+    site's usual acquisition, from the config) fill only what neither gives. A missing
+    source-to-patient distance is then assumed as SDD less 160 mm. Where each value came
+    from is ``info["geometry_sources"]``; the filled ones are also listed in
+    ``info["geometry_assumed"]``.
     """
     path = Path(path)
     if not path.is_file():
@@ -98,8 +110,27 @@ def read_radiograph(
         if k not in ("rows", "cols") and v is not None:
             values[k] = v
             sources[k] = "geometry override"
-    info["geometry_sources"] = sources
 
+    assumed = []
+    for k, v in (site_defaults or {}).items():
+        if k not in DICOM_GEOMETRY_TAGS:
+            raise InputError(
+                None, f"unknown site default {k!r}: one of {list(DICOM_GEOMETRY_TAGS)}"
+            )
+        if v is not None and values.get(k) is None:
+            if k == "pixel_spacing_mm" and np.ndim(v) == 0:
+                v = [float(v), float(v)]  # square pixels, as detectors have
+            values[k] = v
+            sources[k] = "site default (config)"
+            assumed.append(k)
+    if values.get("source_to_patient_mm") is None and values.get("sdd_mm") is not None:
+        sdd = values["sdd_mm"]
+        values["source_to_patient_mm"] = float(sdd) - PATIENT_TO_DETECTOR_MM
+        sources["source_to_patient_mm"] = ASSUMED_SOD
+        assumed.append("source_to_patient_mm")
+    info["geometry_sources"] = sources
+    info["geometry_assumed"] = assumed
+    # What is still missing once the site and the assumption have filled what they can.
     missing = tuple(
         f"{k} ({DICOM_GEOMETRY_TAGS[k]})" if info["format"] == "DICOM" else k
         for k in DICOM_GEOMETRY_TAGS

@@ -19,15 +19,12 @@ import numpy as np
 
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import ap_pose, project_ct_points, transform_points
+from conventions.radiograph import PATIENT_TO_DETECTOR_MM
 from drr.projector import project
 from drr.volume import Volume
 from registration.assess import Thresholds, assess, body_points
 from registration.initialise import distinct_starts, grid_search, in_plane_grid, rotation_grid
 from registration.rigid import Level, Result, Scene, register_rigid
-
-# Source-to-patient distance when the DICOM does not give it: the detector distance less
-# the table, grid and detector housing behind the patient (typical bucky geometry).
-PATIENT_TO_DETECTOR_MM = 160.0
 
 
 @dataclass
