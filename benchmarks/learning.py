@@ -18,6 +18,7 @@ study is run.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -77,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     command = [sys.executable, "-m", "snakemake", "--cores", str(a.cores), *TARGETS,
                "--configfile", a.config]  # fmt: skip
+    # The jobs call `python`: make it this interpreter, activated or not.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     with open(workdir / "learning.log", "w", encoding="utf-8") as log:
-        run = subprocess.run(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        run = subprocess.run(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
     minutes = (time.perf_counter() - t0) / 60
     if run.returncode:
         print(f"the workflow failed after {minutes:.1f} min: {workdir / 'learning.log'}")
