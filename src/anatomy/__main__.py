@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from anatomy.bmd import areal_bmd, mineral_content
 from anatomy.landmarks import FemurLandmarks, femur_landmarks, voxel_points, with_expert_points
 from anatomy.regions import distal_border_point, neck_roi_mask, pf_region_mask
-from conventions.ct import read_ct, write_volume
+from conventions.ct import read_ct, require_same_grid, write_volume
 from conventions.errors import InputError, run_cli
 from conventions.files import write_json
 from conventions.geometry import read_json_object
@@ -78,12 +78,7 @@ def read_femur_landmarks(path: str, side: str, subject: str) -> FemurLandmarks:
 def ct_bmd_command(a) -> int:
     image, labels = _labels(a.labels)
     density_image = read_ct(a.density)
-    if (
-        density_image.GetSize() != image.GetSize()
-        or not np.allclose(density_image.GetSpacing(), image.GetSpacing())
-        or not np.allclose(density_image.GetOrigin(), image.GetOrigin(), atol=1e-3)
-    ):
-        raise InputError(a.labels, "the labels are not on the density volume's grid", a.subject)
+    require_same_grid(image, density_image, a.labels, "the density volume's")
     density = sitk.GetArrayFromImage(density_image).astype(np.float32)
     lm = read_femur_landmarks(a.landmarks, a.side, a.subject)
     femur = labels == femur_label(a.side)

@@ -262,6 +262,43 @@ def resample_sheared_stack(image: sitk.Image, step_vector: np.ndarray) -> sitk.I
     return sitk.Resample(image, reference, transform, sitk.sitkLinear, fill, sitk.sitkFloat32)
 
 
+# Grids agree when they differ by less than this: rounding in NIfTI's float32 header.
+SPACING_RTOL = 1e-4
+ORIGIN_TOL_VOXELS = 0.01
+DIRECTION_TOL = 1e-4
+
+
+def grid_mismatch(image: sitk.Image, ct: sitk.Image) -> str | None:
+    """How ``image``'s voxel grid differs from ``ct``'s (size, spacing, direction,
+    origin), or None when they agree: the one "same grid" check of every stage."""
+    if image.GetDimension() != 3:
+        return f"a {image.GetDimension()}D image, not 3D"
+    if image.GetSize() != ct.GetSize():
+        return f"size {image.GetSize()} differs from the CT's {ct.GetSize()}"
+    if not np.allclose(image.GetSpacing(), ct.GetSpacing(), rtol=SPACING_RTOL, atol=0):
+        return f"spacing {_mm(image.GetSpacing())} differs from the CT's {_mm(ct.GetSpacing())}"
+    if not np.allclose(image.GetDirection(), ct.GetDirection(), rtol=0, atol=DIRECTION_TOL):
+        return (
+            f"direction {_mm(image.GetDirection())} differs from the CT's {_mm(ct.GetDirection())}"
+        )
+    shift = np.abs(np.subtract(image.GetOrigin(), ct.GetOrigin()))
+    if np.any(shift > ORIGIN_TOL_VOXELS * np.asarray(ct.GetSpacing())):
+        return f"origin {_mm(image.GetOrigin())} differs from the CT's {_mm(ct.GetOrigin())} mm"
+    return None
+
+
+def require_same_grid(image: sitk.Image, reference: sitk.Image, path, what: str) -> None:
+    """Raise InputError naming ``path`` when ``image`` is not on ``reference``'s grid
+    (``what``: the reference's name in the message, e.g. "the CT's")."""
+    problem = grid_mismatch(image, reference)
+    if problem:
+        raise InputError(path, f"not on {what} grid: {problem}")
+
+
+def _mm(values) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
 def check_stored_layout_dicom(path: str | Path) -> None:
     """Raise InputError when a slice of a DICOM series holds more than one value per pixel
     (an RGB secondary capture is no CT)."""

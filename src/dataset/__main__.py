@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from conventions.ct import read_ct
+from conventions.ct import read_ct, require_same_grid
 from conventions.errors import InputError, run_cli
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_geometry, read_json_object
@@ -39,10 +39,7 @@ from dataset.tables import dataset_tables, stratification_bmd
 
 
 def _on_grid(image: sitk.Image, like: sitk.Image, path: str) -> np.ndarray:
-    if image.GetSize() != like.GetSize() or not np.allclose(
-        image.GetOrigin(), like.GetOrigin(), atol=1e-3
-    ):
-        raise InputError(path, "not on the density volume's grid (size or origin differ)")
+    require_same_grid(image, like, path, "the density volume's")
     return sitk.GetArrayFromImage(image)
 
 

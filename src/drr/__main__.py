@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
-from conventions.ct import read_ct
+from conventions.ct import read_ct, require_same_grid
 from conventions.errors import InputError, run_cli
 from conventions.geometry import read_geometry
 from conventions.pose import read_pose
@@ -33,14 +33,7 @@ def read_mask(path: str, labels: list[int], like: sitk.Image) -> np.ndarray:
         lab = sitk.ReadImage(path)
     except RuntimeError:
         raise InputError(path, "cannot read label image") from None
-    same = (
-        lab.GetSize() == like.GetSize()
-        and np.allclose(lab.GetSpacing(), like.GetSpacing(), rtol=1e-4)
-        and np.allclose(lab.GetOrigin(), like.GetOrigin(), atol=1e-3)
-        and np.allclose(lab.GetDirection(), like.GetDirection(), atol=1e-5)
-    )
-    if not same:
-        raise InputError(path, "label image is not on the CT's voxel grid")
+    require_same_grid(lab, like, path, "the CT's")
     return np.isin(sitk.GetArrayFromImage(lab), labels)
 
 

@@ -32,7 +32,7 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
-from conventions.ct import read_ct
+from conventions.ct import read_ct, require_same_grid
 from conventions.errors import InputError, run_cli
 from conventions.labels import femur_label
 from conventions.landmarks import read_landmarks
@@ -66,10 +66,7 @@ def read_xray(path: str, geometry: str | None) -> Radiograph:
 
 def labels_array(path: str, ct: sitk.Image) -> np.ndarray:
     image = read_ct(path)
-    if image.GetSize() != ct.GetSize() or not np.allclose(
-        image.GetOrigin(), ct.GetOrigin(), atol=1e-3
-    ):
-        raise InputError(path, "the label image is not on the CT's grid (size or origin differ)")
+    require_same_grid(image, ct, path, "the CT's")
     return sitk.GetArrayFromImage(image).astype(np.int32)
 
 

@@ -21,15 +21,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from conventions.ct import VOLUME_SUFFIXES
+from conventions.ct import VOLUME_SUFFIXES, grid_mismatch
 from conventions.errors import InputError
 from conventions.labels import BONE_LABELS, TOTALSEGMENTATOR_LABELS
 
 LABEL_MAPS = {"totalsegmentator": TOTALSEGMENTATOR_LABELS, "project": BONE_LABELS}
-# Grids agree when they differ by less than this: rounding in NIfTI's float32 header.
-SPACING_RTOL = 1e-4
-ORIGIN_TOL_VOXELS = 0.01
-DIRECTION_TOL = 1e-4
 
 
 def parse_label_map(text: str) -> dict[str, int]:
@@ -57,28 +53,6 @@ def parse_label_map(text: str) -> dict[str, int]:
     if len(set(mapping.values())) != len(mapping):
         raise InputError(None, f"label map gives two bones the same value: {mapping}")
     return {k: int(v) for k, v in mapping.items()}
-
-
-def grid_mismatch(image: sitk.Image, ct: sitk.Image) -> str | None:
-    """How ``image``'s grid differs from ``ct``'s, or None when they agree."""
-    if image.GetDimension() != 3:
-        return f"a {image.GetDimension()}D image, not 3D"
-    if image.GetSize() != ct.GetSize():
-        return f"size {image.GetSize()} differs from the CT's {ct.GetSize()}"
-    if not np.allclose(image.GetSpacing(), ct.GetSpacing(), rtol=SPACING_RTOL, atol=0):
-        return f"spacing {_mm(image.GetSpacing())} differs from the CT's {_mm(ct.GetSpacing())}"
-    if not np.allclose(image.GetDirection(), ct.GetDirection(), rtol=0, atol=DIRECTION_TOL):
-        return (
-            f"direction {_mm(image.GetDirection())} differs from the CT's {_mm(ct.GetDirection())}"
-        )
-    shift = np.abs(np.subtract(image.GetOrigin(), ct.GetOrigin()))
-    if np.any(shift > ORIGIN_TOL_VOXELS * np.asarray(ct.GetSpacing())):
-        return f"origin {_mm(image.GetOrigin())} differs from the CT's {_mm(ct.GetOrigin())} mm"
-    return None
-
-
-def _mm(values) -> str:
-    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
 def read_masks(path: str | Path, ct: sitk.Image, label_map: dict[str, int]) -> np.ndarray:
