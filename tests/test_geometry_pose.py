@@ -20,6 +20,8 @@ from conventions.pose import (
     read_pose,
     rigid_matrix,
     rotation_about,
+    rotation_matrix_about,
+    transform_points,
     write_pose,
 )
 
@@ -162,3 +164,17 @@ def test_a_binned_detector_sees_a_point_where_the_block_means_put_it(factor):
     full, binned = g.camera_to_pixel(points), b.camera_to_pixel(points)
     # pixel centres sit at integer coordinates: the corner is at -0.5 on each detector
     np.testing.assert_allclose(binned + 0.5, (full + 0.5) / factor, atol=1e-9)
+
+
+def test_a_rotation_about_a_point_keeps_the_point_and_turns_the_rest():
+    """conventions.pose.rotation_matrix_about, the one builder (single and stacked): the
+    centre stays put, every other point turns about it by the rotation."""
+    rng = np.random.default_rng(3)
+    centre = np.array([10.0, -20.0, 35.0])
+    rotations = Rotation.from_rotvec(rng.normal(0, 0.5, (4, 3))).as_matrix()
+    stacked = rotation_matrix_about(centre, rotations)
+    points = rng.normal(0, 50, (6, 3))
+    for r, m in zip(rotations, stacked, strict=True):
+        np.testing.assert_allclose(m, rotation_matrix_about(centre, r))
+        np.testing.assert_allclose(transform_points(m, centre[None])[0], centre, atol=1e-12)
+        np.testing.assert_allclose(transform_points(m, points), (points - centre) @ r.T + centre)

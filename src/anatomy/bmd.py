@@ -27,7 +27,7 @@ from scipy import ndimage
 from anatomy.regions import dxa_rotation
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
-from conventions.pose import ap_pose, rigid_matrix, transform_points
+from conventions.pose import ap_pose, rotation_matrix_about, transform_points
 from conventions.units import G_CM2_PER_MG_CM3_MM, MIN_PATH_MM, MM_PER_CM
 from drr.projector import project
 from drr.volume import Volume
@@ -129,8 +129,7 @@ def dxa_view(
         voxel_to_physical_matrix(image),
         tuple(names),
     ).cropped_to_support()
-    c = np.asarray(head_center, float)
-    neutral_from_ct = rigid_matrix(rotation, c - rotation @ c)
+    neutral_from_ct = rotation_matrix_about(head_center, rotation)
     # The support's corners in the neutral frame set the detector's extent.
     w, h, d = volume.shape_xyz
     corners = np.array([[i, j, k] for i in (-1, w) for j in (-1, h) for k in (-1, d)], float)

@@ -103,11 +103,22 @@ def rigid_matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     return m
 
 
+def rotation_matrix_about(center: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """4×4 rigid transform turning by the 3×3 ``rotation`` about a fixed ``center``
+    point (x → R (x − c) + c); a stack of rotations (N, 3, 3) gives (N, 4, 4)."""
+    r = np.asarray(rotation, dtype=np.float64)
+    c = np.asarray(center, dtype=np.float64)
+    out = np.zeros((*r.shape[:-2], 4, 4))
+    out[..., :3, :3] = r
+    out[..., :3, 3] = c - r @ c
+    out[..., 3, 3] = 1.0
+    return out
+
+
 def rotation_about(center: np.ndarray, rotvec_rad: np.ndarray) -> np.ndarray:
     """4×4 rotation by a rotation vector (radians) about a fixed ``center`` point."""
     r = Rotation.from_rotvec(np.asarray(rotvec_rad, dtype=np.float64)).as_matrix()
-    c = np.asarray(center, dtype=np.float64)
-    return rigid_matrix(r, c - r @ c)
+    return rotation_matrix_about(center, r)
 
 
 def ap_pose(isocenter_ct: np.ndarray, source_to_isocenter_mm: float) -> Pose:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from conventions.geometry import ProjectionGeometry
-from conventions.pose import transform_points
+from conventions.pose import rotation_matrix_about, transform_points
 from conventions.similarity import GradientCorrelation
 from drr.projector import project, project_tensor
 from drr.volume import Volume
@@ -81,12 +81,10 @@ def correction(x: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
 def corrections(xs: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
     """(N, 4, 4) corrections for N parameter rows at once (a CMA-ES generation, a grid)."""
     xs = np.asarray(xs, float)
-    r = Rotation.from_rotvec(np.deg2rad(xs[:, :3])).as_matrix()
-    c = np.asarray(centre_camera, float)
-    out = np.zeros((len(xs), 4, 4))
-    out[:, :3, :3] = r
-    out[:, :3, 3] = c - r @ c + xs[:, 3:6]
-    out[:, 3, 3] = 1.0
+    out = rotation_matrix_about(
+        centre_camera, Rotation.from_rotvec(np.deg2rad(xs[:, :3])).as_matrix()
+    )
+    out[:, :3, 3] += xs[:, 3:6]
     return out
 
 
