@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from packaging.requirements import Requirement
 
+from cohort.code_digest import closure
 from conftest import REPO
 
 # conda-forge names that differ from the PyPI distribution names.
@@ -53,14 +54,13 @@ def rules_with_envs() -> list[tuple[str, str, str | None, str | None]]:
     return found
 
 
-def third_party_imports(package: str, seen: set[str] | None = None) -> set[str]:
-    """Top-level modules imported anywhere in a project package, following project imports."""
-    seen = set() if seen is None else seen
-    if package in seen:
-        return set()
-    seen.add(package)
-    modules: set[str] = set()
-    for f in (REPO / "src" / package).rglob("*.py"):
+def third_party_imports(package: str) -> set[str]:
+    """Top-level third-party modules that ``python -m <package>`` can import: those of
+    every module of src/ in its import closure (cohort.code_digest, the same closure its
+    rule's code digest covers), optional ones (guarded by ``except ImportError``) left
+    out."""
+    out: set[str] = set()
+    for f in closure(REPO / "src", [f"{package}.__main__"]):
         tree = ast.parse(f.read_text())
         # Imports guarded by `except ImportError` are optional (e.g. the plastimatch peer).
         optional = {
@@ -77,15 +77,14 @@ def third_party_imports(package: str, seen: set[str] | None = None) -> set[str]:
             if id(node) in optional:
                 continue
             if isinstance(node, ast.Import):
-                modules |= {a.name.split(".")[0] for a in node.names}
+                names = {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                modules.add(node.module.split(".")[0])
-    out = set()
-    for m in modules:
-        if m in PROJECT_PACKAGES:
-            out |= third_party_imports(m, seen)
-        elif m not in sys.stdlib_module_names:
-            out.add(m)
+                names = {node.module.split(".")[0]}
+            else:
+                continue
+            out |= {
+                m for m in names if m not in PROJECT_PACKAGES and m not in sys.stdlib_module_names
+            }
     return out
 
 
