@@ -76,3 +76,32 @@ def test_registration_on_a_real_ct(real_ct):
         assert femur_record["status"] != "ok", femur_record
         assert femur_record["femur_below_head_mm"] < 40.0, femur_record
         assert any("below the head centre" in r for r in femur_record["reasons"]), femur_record
+
+
+@pytest.mark.realdata
+def test_the_whole_real_ct_is_on_a_hip_radiograph_when_right_and_off_it_when_wrong(real_ct):
+    """Issue 22: a registration's "on the image" sign is what the radiograph shows of the
+    body's projected bone, not where its box's centre falls. The whole real CT (the
+    one-body form), at the true pelvis pose of a hip view, puts most of its bone on the
+    film; moved 450 mm across, past the 35 cm film (a wrong answer), almost none."""
+    from drr.quantities import hu_to_linear_attenuation
+    from drr.volume import Volume
+    from registration.assess import Thresholds, visible_fraction
+
+    ct, labels = real_ct
+    hu = sitk.GetArrayFromImage(ct)
+    heads = {side: head_centre(labels, ct, side) for side in ("L", "R")}
+    midline = (heads["L"] + heads["R"]) / 2
+    body, femurs = split_bodies(hu, labels, ct, muscle_hu=30.0)
+    view = draw_view("supine", np.random.default_rng(8), midline)
+    _, geometry, poses = render_view(
+        body, femurs, heads, view, Detector(), np.random.default_rng(8)
+    )
+    whole = Volume.from_image(ct, value=hu_to_linear_attenuation(hu)).cropped_to_support()
+    right = visible_fraction(whole, poses["pelvis"], geometry)
+    shifted = np.eye(4)
+    shifted[0, 3] = 450.0  # camera x: across the film
+    wrong = visible_fraction(whole, shifted @ poses["pelvis"], geometry)
+    minimum = Thresholds().visible_min
+    print(f"visible: right {right:.2f}, wrong {wrong:.2f}")
+    assert right > 3 * minimum and wrong < minimum, (right, wrong)

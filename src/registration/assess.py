@@ -8,9 +8,16 @@
   second-finest level's answer to the final one. A search that was still travelling at the
   end had not settled near a clear optimum.
 
-``status`` is ``failed`` when GC is below ``gc_failed`` or the body is not on the
-image; ``suspect`` when GC is below ``gc_ok``, the margin below ``margin_ok`` or the
-levels disagree by more than ``level_shift_mm``; else ``ok``. ``reasons`` says why.
+- ``visible_fraction``: the share of the body's projected attenuation (its bone over
+  soft tissue, for the hip's bodies; all of it for a whole CT) that lands on the
+  detector. What a radiograph can show of the body,
+  whatever the CT's extent: a CT that reaches the chest, registered right to a hip
+  radiograph, shows its pelvis and femurs; registered off the film, nothing.
+
+``status`` is ``failed`` when GC is below ``gc_failed`` or less than ``visible_min`` of
+the body's projected bone lands on the image; ``suspect`` when GC is below ``gc_ok``, the
+margin below ``margin_ok`` or the levels disagree by more than ``level_shift_mm``; else
+``ok``. ``reasons`` says why.
 Thresholds come from the workflow's config (``registration.status``).
 """
 
@@ -36,6 +43,8 @@ class Thresholds:
     # A femur seen only as its head (a sphere) and neck has no visible rotation about the
     # head: the CT must hold the femur down to below the lesser trochanter.
     femur_below_head_mm: float = 60.0
+    # Below this share of its projected bone on the detector, a body is not on the image.
+    visible_min: float = 0.10
 
 
 def body_points(volume: Volume) -> np.ndarray:
@@ -56,13 +65,32 @@ def gc_margin(scene: Scene, pose: np.ndarray, centre_ct: np.ndarray) -> float:
     return float(gc[0] - gc[1:].mean())
 
 
-def on_image(scene: Scene, pose: np.ndarray, centre_ct: np.ndarray) -> bool:
-    """Whether the body's centre of rotation projects inside the detector."""
-    q = transform_points(pose, centre_ct)
-    if q[2] <= 0:
-        return False
-    r, c = scene.geometry.camera_to_pixel(q[None])[0]
-    return 0 <= r < scene.geometry.rows and 0 <= c < scene.geometry.cols
+# Enough voxels to weigh the projected bone to a percent, few enough to stay cheap.
+VISIBLE_SAMPLE = 20_000
+
+
+def visible_fraction(volume: Volume, pose: np.ndarray, geometry) -> float:
+    """The share of ``volume``'s attenuation (all channels, weighted by value) whose voxel
+    centres project inside the detector at ``pose`` (in front of the source): the part
+    of the body the radiograph shows. 0 for an empty body."""
+    weight = volume.data.sum(axis=0)
+    idx = np.flatnonzero(weight > 0)
+    if idx.size == 0:
+        return 0.0
+    if idx.size > VISIBLE_SAMPLE:  # an even subsample, the same every time
+        idx = idx[np.linspace(0, idx.size - 1, VISIBLE_SAMPLE).astype(int)]
+    zyx = np.stack(np.unravel_index(idx, weight.shape), axis=1)
+    camera = transform_points(pose @ volume.ct_from_index, zyx[:, ::-1].astype(float))
+    w = weight.ravel()[idx].astype(np.float64)
+    in_front = camera[:, 2] > 0
+    rc = np.full((len(camera), 2), -1.0)
+    rc[in_front] = geometry.camera_to_pixel(camera[in_front])
+    inside = (
+        in_front
+        & (rc[:, 0] >= -0.5) & (rc[:, 0] < geometry.rows - 0.5)
+        & (rc[:, 1] >= -0.5) & (rc[:, 1] < geometry.cols - 0.5)
+    )  # fmt: skip
+    return float(w[inside].sum() / w.sum())
 
 
 def assess(
@@ -74,8 +102,11 @@ def assess(
     first = np.array(result.levels[-2]["camera_from_ct"]) if len(result.levels) > 1 else pose
     shift = mean_projection_distance(points_ct, first, pose, scene.geometry)
     reasons = []
-    if not on_image(scene, pose, centre_ct):
-        reasons.append("the body's centre projects outside the image")
+    visible = visible_fraction(scene.volume, pose, scene.geometry)
+    if visible < t.visible_min:
+        reasons.append(
+            f"{visible:.0%} of the body's projection lands on the image (< {t.visible_min:.0%})"
+        )
     if result.gc < t.gc_failed:
         reasons.append(f"GC {result.gc:.3f} < {t.gc_failed} (nothing lines up)")
     status = "failed" if reasons else "ok"
@@ -91,5 +122,6 @@ def assess(
         "status": status,
         "reasons": reasons,
         "gc_margin": round(margin, 4),
+        "visible_fraction": round(visible, 3),
         "level_shift_mm": round(shift, 3),
     }
