@@ -101,7 +101,7 @@ else:
 wildcard_constraints:
     subject=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     image=r"[A-Za-z0-9][A-Za-z0-9_-]*",
-    fold=r"\d+",
+    fold=r"\d+|all",  # "all": the final model, trained on every subject
     target="dxa|qct",
     experiment="|".join(EXPERIMENTS),
     condition=r"(bits|jpeg)\d+",
@@ -268,7 +268,8 @@ def status_arguments(wildcards):
 def stage_config(stage):
     """The training settings of a stage (config ``models``), as ``python -m models train``
     takes them."""
-    skip = ("stage1", "stage2", "stage3", "baseline", "gpus", "hierarchical", "bmd_fit")
+    skip = ("stage1", "stage2", "stage3", "baseline", "gpus", "hierarchical", "bmd_fit",
+            "final_model")
     cfg = {k: v for k, v in MODELS.items() if k not in skip}
     return {**cfg, **MODELS[f"stage{stage}"]}
 
@@ -410,4 +411,5 @@ def all_products():
         "results/cohort/statistics.tsv",
         "results/cohort/failure_detection.tsv",
         *(["results/cohort/robustness/compression.png"] if COMPRESSION else []),
+        *(["results/model/model.json"] if MODELS["final_model"] else []),
     ]

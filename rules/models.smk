@@ -232,3 +232,50 @@ rule training_curves:
         runtime=10,
     shell:
         "python -m qc training --histories {input} --out {output} > {log} 2>&1"
+
+
+# The deployable model: stages one to three trained on every usable subject (fold "all",
+# through the rules above), packaged with its BMD lines (fitted as each fold's are), the
+# PF-DRRs' plausible range, the T-score reference and a model card that carries the
+# cross-validated metrics estimating its accuracy.
+rule package_model:
+    input:
+        generator="results/models/main/foldall/stage2/final.pt",
+        regressors=expand(
+            "results/models/main/foldall/stage3_{target}/final.pt", target=REGRESSION_TARGETS
+        ),
+        table="results/cohort/dataset_B.tsv",
+        folds="results/cohort/folds.json",
+        metrics="results/cohort/metrics.tsv",
+    output:
+        model="results/model/model.json",
+        generator="results/model/generator.pt",
+        regressors=expand(
+            "results/model/regressor_{column}.pt", column=REGRESSION_TARGETS.values()
+        ),
+        card=report(
+            "results/model/model_card.md",
+            caption="../report/model_card.rst",
+            category="Models",
+            labels={"document": "model card"},
+        ),
+    params:
+        code=source_hash("models"),
+        factor=MODELS["factor"],
+        bmd_fit=MODELS["bmd_fit"],
+        t_mean=EVALUATION["t_score_reference"]["mean_g_cm2"],
+        t_sd=EVALUATION["t_score_reference"]["sd_g_cm2"],
+        out_dir=lambda wc, output: str(Path(output.model).parent),
+    conda:
+        "../envs/models.yaml"
+    log:
+        "logs/package_model.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m models package --generator {input.generator}"
+        " --regressors {input.regressors} --table {input.table} --folds {input.folds}"
+        " --factor {params.factor} --bmd-fit {params.bmd_fit} --metrics {input.metrics}"
+        " --t-mean {params.t_mean} --t-sd {params.t_sd} --out-dir {params.out_dir} > {log} 2>&1"

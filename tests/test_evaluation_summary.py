@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conventions.who import t_score, who_category
 from evaluation.__main__ import main as evaluation_main
-from evaluation.categories import t_score, who_category
 from evaluation.plots import bland_altman_figure, scatter_figure
 
 TRUTH = [0.6, 0.6, 0.8, 0.8, 1.0, 1.0]  # subjects A, B, C, two radiographs each

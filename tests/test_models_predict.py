@@ -1,5 +1,6 @@
 """Inference on one new radiograph: the prediction lands back where the pair transform
-says, on the right hip side, and the CLI gives the PF-DRR and the BMD."""
+says, on the right hip side, and the BMD is the calibration's (the CLI on a model folder:
+tests/test_models_deploy.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import SimpleITK as sitk
 import torch
 
 from conventions.pairs import pair_transform
@@ -47,46 +47,6 @@ def test_the_predicted_pf_drr_lands_where_the_pair_transform_maps_it(side):
     # Areal density is intensive: the square reads 1 g/cm² in both frames.
     assert back.max() == pytest.approx(1.0)
     assert out["bmd"] == pytest.approx(2.0 * 1.0 + 0.1)  # the calibration's line at t = 0.5
-
-
-def test_predict_cli_gives_the_pf_drr_and_both_bmds(tmp_path):
-    """A (barely trained) generator and stage-three regressor through the CLI."""
-    from models.data import PairDataset, RegressionDataset
-    from models.train_regression import RegressionConfig, train_regressor
-    from tiny_pairs import write_tiny_pairs
-
-    table = write_tiny_pairs(tmp_path / "pairs", 4, shape=(64, 32))
-    subjects = [f"S{i:03d}" for i in range(4)]
-    cfg = TrainConfig(epochs=1, batch_size=4, width=8, adversarial=False)
-    train_stage(PairDataset(table, subjects, "pf"), cfg, tmp_path / "g", progress=False)
-    head = {"head_dims": (16,), "head_depths": (1,), "dim_head": 8}
-    rcfg = RegressionConfig(
-        epochs=1, finetune_epochs=1, width=8, factor=8, image_size=(64, 32), **head
-    )
-    data = RegressionDataset(table, subjects, "dxa_bmd_g_cm2")
-    train_regressor(data, rcfg, tmp_path / "r", init_from=tmp_path / "g" / "final.pt",
-                    progress=False)  # fmt: skip
-    calibration = tmp_path / "calibration.json"
-    fit = {"target": "dxa_bmd_g_cm2", "threshold_g_cm2": 0.0, "slope": 1.0, "intercept": 0.0,
-           "train_pcc": 1.0, "n_train": 4}  # fmt: skip
-    calibration.write_text(json.dumps({"factor": 8, "decomposition/dxa_bmd_g_cm2": fit}))
-    xray = tmp_path / "xray.mha"
-    image = sitk.GetImageFromArray(np.random.default_rng(1).random((300, 480)).astype("f4"))
-    image.SetSpacing((0.8, 0.8))
-    sitk.WriteImage(image, str(xray))
-    args = ["predict", "--model", str(tmp_path / "g" / "final.pt"), "--calibration",
-            str(calibration), "--xray", str(xray), "--side", "L", "--out-npz",
-            str(tmp_path / "pf.npz"), "--out-json", str(tmp_path / "bmd.json")]  # fmt: skip
-    assert models_main([*args, "--regressor", str(tmp_path / "r" / "final.pt")]) == 0
-    record = json.loads((tmp_path / "bmd.json").read_text())
-    assert np.isfinite(record["bmd"]) and np.isfinite(record["bmd_regression"])
-    assert record["bmd_regression_target"] == "dxa_bmd_g_cm2"
-    with np.load(tmp_path / "pf.npz") as pf:
-        assert pf["pf_drr_radiograph_g_cm2"].shape == (300, 480)
-    # A regressor trained at another resolution is refused, with the reason.
-    train_regressor(data, RegressionConfig(**{**rcfg.to_dict(), "factor": 4}), tmp_path / "r4",
-                    init_from=tmp_path / "g" / "final.pt", progress=False)  # fmt: skip
-    assert models_main([*args, "--regressor", str(tmp_path / "r4" / "final.pt")]) == 2
 
 
 def test_pf_roi_intensities_are_means_over_the_pf_silhouette(tmp_path):

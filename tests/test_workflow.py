@@ -50,12 +50,14 @@ def test_default_config_builds_a_dag(workflow):
         assert counts[rule] == 1
     # config.yaml's 5 folds in four experiments: main, limited poses and without
     # hierarchical learning (stages 2 and 3 again), uncalibrated CT (stages 1 to 3 again);
-    # the baseline in main only
+    # the baseline in main only; and the deployable model (stages 1 to 3 on fold "all")
     assert counts["predict_compressed"] == 5
-    assert counts["train_stage1"] == 5 * 2
-    assert counts["train_stage2"] == counts["predict_fold"] == 20  # every method, one job
+    assert counts["train_stage1"] == 5 * 2 + 1
+    assert counts["train_stage2"] == 20 + 1
+    assert counts["predict_fold"] == 20  # every method, one job
     assert counts["train_baseline"] == 5 * 2  # DXA and QCT
-    assert counts["train_stage3"] == 4 * 5 * 2
+    assert counts["train_stage3"] == 4 * 5 * 2 + 2
+    assert counts["package_model"] == 1
     assert counts["gather_experiment_predictions"] == 3
     # the uncalibrated CT's own density, PF mineral, pairs and tables
     assert counts["calibrate_fixed_line"] == counts["ct_bmd_uncalibrated"] == 8
@@ -325,6 +327,25 @@ def test_synthetic_demo_runs_and_caches(workflow):
     categories = pd.read_csv(workflow / "results/cohort/who_categories.tsv", sep="\t")
     assert set(categories["dxa"]) == {"normal", "osteopenia", "osteoporosis"}
     assert (workflow / "results/cohort/models/training_curves.png").stat().st_size > 5_000
+    # The deployable model: trained on both subjects (fold "all"), packaged, applied.
+    model = json.loads((workflow / "results/model/model.json").read_text())
+    assert model["cohort"]["subjects"] == 2 and model["pair"]["factor"] == 8
+    assert set(model["regressors"]) == {"dxa_bmd_g_cm2", "qct_bmd_mg_cm3"}
+    assert {r["method"] for r in model["cross_validated"]} == {"decomposition+regression"} | (
+        {"decomposition"} & set(main["method"])
+    )
+    assert "2 subjects" in (workflow / "results/model/model_card.md").read_text()
+    out = subprocess.run(
+        [sys.executable, "-m", "models", "predict", "--model-dir", "results/model", "--xray",
+         "results/synthetic/S001/radiographs/supine.dcm", "--out-dir", "results/predicted"],
+        cwd=workflow, capture_output=True, text=True,
+    )  # fmt: skip
+    # After one epoch of training a hip is read, or every hip refused by the failure check.
+    if out.returncode == 0:
+        record = json.loads((workflow / "results/predicted/prediction.json").read_text())
+        assert {h["side"] for h in record["hips"]} == {"L", "R"}
+    else:
+        assert out.returncode == 2 and "no hip could be read" in out.stderr, out.stderr
     # Everything is cached: a second run has nothing to do.
     again = snakemake(workflow, "--configfile", cfg, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

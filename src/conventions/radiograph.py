@@ -232,6 +232,7 @@ def _read_dicom_file(path: Path) -> tuple[np.ndarray, dict[str, Any], dict[str, 
         "bits_stored": int(ds.get("BitsStored", 0) or 0),
         "transfer_syntax": _transfer_syntax_name(ds),
         "view_position": str(ds.get("ViewPosition", "")),
+        "body_part": str(ds.get("BodyPartExamined", "")),
         "import_notes": notes,
     }
     return np.ascontiguousarray(pixels, dtype=np.float32), values, info

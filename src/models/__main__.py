@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,9 @@ import pandas as pd
 from conventions.errors import InputError, run_cli
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_json_object
+from conventions.labels import SIDES
 from conventions.radiograph import read_radiograph
+from conventions.who import NHANES_TOTAL_HIP_WOMEN
 from models.bmd import BmdCalibration
 from models.cross_validation import (
     BMD_TARGETS,
@@ -51,17 +54,18 @@ from models.cross_validation import (
 from models.data import (
     PairDataset,
     RegressionDataset,
+    fold_index,
     fold_rows,
     fold_subjects,
     load_input,
     load_pair,
 )
+from models.deploy import load_model, overlay_figure, package_model, predict_hips
 from models.plausibility import PlausibleRange
-from models.predict import load_generator, predict_images, predict_radiograph
+from models.predict import load_generator, predict_images
 from models.train import TrainConfig, load_checkpoint, train_stage
 from models.train_regression import (
     RegressionConfig,
-    load_regressor,
     train_regressor,
 )
 
@@ -208,34 +212,49 @@ def gather_command(a) -> int:
     return 0
 
 
+def package_command(a) -> int:
+    doc = package_model(
+        a.generator,
+        a.regressors,
+        a.table,
+        a.folds,
+        a.factor,
+        a.out_dir,
+        {"mean_g_cm2": a.t_mean, "sd_g_cm2": a.t_sd},
+        metrics=a.metrics,
+        bmd_fit=a.bmd_fit,
+    )
+    c = doc["cohort"]
+    print(f"model of {c['subjects']} subjects ({c['pairs']} pairs) in {a.out_dir}")
+    return 0
+
+
 def predict_command(a) -> int:
-    generator, _ = load_generator(a.model)
-    doc = read_json_object(a.calibration) if a.calibration else None
-    calibration = None
-    if doc is not None:
-        calibration = BmdCalibration.from_record(doc[f"decomposition/{a.target}"])
-    pixels = read_radiograph(a.xray).pixels
-    factor = int(doc["factor"]) if doc else a.factor
-    regressor = None
-    if a.regressor:
-        regressor, rcfg = load_regressor(a.regressor)
-        if rcfg.kind != "decomposition" or rcfg.factor != factor:
-            raise ValueError(
-                f"{a.regressor}: a {rcfg.kind} regressor at factor {rcfg.factor}; --regressor "
-                f"takes a stage-three model trained at the generator's factor {factor}"
+    model = load_model(a.model_dir)
+    radiograph = read_radiograph(a.xray)
+    sides = SIDES if a.side == "both" else (a.side,)
+    hips, overlay = predict_hips(model, radiograph, sides)
+    out = Path(a.out_dir) if a.out_dir else Path(f"{Path(a.xray).stem}.bmd")
+    record = {
+        "model": model.doc["what"],
+        "t_score_reference": model.t_reference,
+        "image": {
+            k: radiograph.info.get(k)
+            for k in (
+                "format",
+                "modality",
+                "view_position",
+                "photometric_interpretation",
+                "bits_stored",
             )
-    plausible = None
-    if doc is not None and "plausible_range" in doc:
-        plausible = PlausibleRange.from_record(doc["plausible_range"])
-    out = predict_radiograph(generator, pixels, a.side, factor, calibration, regressor=regressor,
-                             plausible=plausible)  # fmt: skip
-    write_npz(a.out_npz, pf_drr_pair_g_cm2=out["pf_drr_pair_g_cm2"],
-              pf_drr_radiograph_g_cm2=out["pf_drr_radiograph_g_cm2"])  # fmt: skip
-    record = {k: v for k, v in out.items() if not k.startswith("pf_drr")}
-    if regressor is not None:
-        record["bmd_regression_target"] = rcfg.target
-    write_json(a.out_json, record)
-    print(json.dumps({k: v for k, v in record.items() if k.startswith(("bmd", "plausible"))}))
+        },
+        "shape": list(radiograph.pixels.shape),
+        "hips": hips,
+    }
+    write_json(out / "prediction.json", record)
+    write_npz(out / "pf_drr.npz", pf_drr_radiograph_g_cm2=overlay)
+    overlay_figure(radiograph.pixels, overlay, hips, out / "pf_drr.png")
+    print(json.dumps(hips, indent=1))
     return 0
 
 
@@ -249,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", type=int, choices=(1, 2), required=True)
     p.add_argument("--table", required=True, help="dataset_A.tsv (stage 1) or dataset_B.tsv")
     p.add_argument("--folds", required=True)
-    p.add_argument("--fold", type=int, required=True)
+    p.add_argument(
+        "--fold", type=fold_index, required=True, help="a fold, or 'all': the final model"
+    )
     p.add_argument("--poses", nargs="*", default=None,
                    help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
@@ -287,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", choices=BMD_TARGETS, required=True)
     p.add_argument("--table", required=True, help="dataset_B.tsv")
     p.add_argument("--folds", required=True)
-    p.add_argument("--fold", type=int, required=True)
+    p.add_argument(
+        "--fold", type=fold_index, required=True, help="a fold, or 'all': the final model"
+    )
     p.add_argument("--poses", nargs="*", default=None,
                    help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--init", default=None, help="stage three: the fold's stage-two checkpoint")
@@ -318,16 +341,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predictions", nargs="+", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(run=gather_command)
-    p = sub.add_parser("predict", help="PF-DRR and BMD of one radiograph")
-    p.add_argument("--model", required=True)
-    p.add_argument("--calibration", default=None, help="a fold's calibration JSON")
-    p.add_argument("--target", choices=BMD_TARGETS, default="dxa_bmd_g_cm2")
-    p.add_argument("--xray", required=True)
-    p.add_argument("--side", choices=("L", "R"), required=True)
-    p.add_argument("--factor", type=int, default=1, help="without a calibration JSON")
-    p.add_argument("--regressor", default=None, help="a stage-three final.pt: its BMD too")
-    p.add_argument("--out-npz", required=True)
-    p.add_argument("--out-json", required=True)
+    p = sub.add_parser("package", help="the deployable model folder from fold 'all'")
+    p.add_argument("--generator", required=True, help="fold all's stage-two final.pt")
+    p.add_argument("--regressors", nargs="*", default=[], help="fold all's stage-three final.pt")
+    p.add_argument("--table", required=True, help="dataset_B.tsv")
+    p.add_argument("--folds", required=True)
+    p.add_argument("--factor", type=int, default=1, help="the models' training downsampling")
+    p.add_argument("--bmd-fit", choices=("ground_truth", "predicted"), default="ground_truth")
+    p.add_argument("--metrics", default=None, help="the cross-validation's metrics.tsv")
+    p.add_argument("--t-mean", type=float, default=NHANES_TOTAL_HIP_WOMEN["mean_g_cm2"])
+    p.add_argument("--t-sd", type=float, default=NHANES_TOTAL_HIP_WOMEN["sd_g_cm2"])
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(run=package_command)
+    p = sub.add_parser("predict", help="BMD, T-score and WHO category of a radiograph's hips")
+    p.add_argument("--model-dir", required=True, help="a model folder (python -m models package)")
+    p.add_argument("--xray", required=True, help="an AP hip radiograph: DICOM or image file")
+    p.add_argument("--side", choices=("L", "R", "both"), default="both",
+                   help="the patient's hip to read")  # fmt: skip
+    p.add_argument(
+        "--out-dir", default=None, help="prediction.json, pf_drr.png, pf_drr.npz (<xray>.bmd/)"
+    )
     p.set_defaults(run=predict_command)
     a = ap.parse_args(argv)
     return run_cli(lambda: a.run(a), getattr(a, "subject", None))

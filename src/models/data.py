@@ -25,11 +25,23 @@ from models.regression import sample_weights
 TARGETS = {"bone": "bone_drr_g_cm2", "pf": "pf_drr_g_cm2"}
 
 
-def fold_subjects(folds_json: str | Path, fold: int) -> tuple[list[str], list[str]]:
-    """(training subjects, test subjects) of one fold of ``folds.json``."""
+FINAL_FOLD = "all"  # every subject trains, none tests: the deployable model
+
+
+def fold_subjects(folds_json: str | Path, fold: int | str) -> tuple[list[str], list[str]]:
+    """(training subjects, test subjects) of one fold of ``folds.json``; for
+    :data:`FINAL_FOLD`, every subject of the folds (each is one fold's test subject) and
+    none."""
     doc = json.loads(Path(folds_json).read_text(encoding="utf-8"))
-    entry = doc["folds"][fold]
+    if fold == FINAL_FOLD:
+        return sorted({s for entry in doc["folds"] for s in entry["test"]}), []
+    entry = doc["folds"][int(fold)]
     return list(entry["train"]), list(entry["test"])
+
+
+def fold_index(text: str) -> int | str:
+    """A ``--fold`` argument: a fold's number, or :data:`FINAL_FOLD`."""
+    return FINAL_FOLD if text == FINAL_FOLD else int(text)
 
 
 def _digest(arrays) -> str:

@@ -76,6 +76,10 @@ def predict_radiograph(
         "pf_drr_pair_g_cm2": pf_pair,
         "pf_drr_radiograph_g_cm2": back.reshape(pixels.shape).astype(np.float32),
         "transform": t.to_dict(),
+        # At the training resolution, where the calibration was fitted and from which
+        # stage three reads: the model's input and its PF-DRR.
+        "model_input": x[0, 0].numpy(),
+        "pf_drr_model_g_cm2": pf_small,
     }
     if calibration is not None:
         result["bmd"] = float(calibration.predict([pf_small])[0])
