@@ -197,7 +197,7 @@ def package_model(
         "cross_validated": cross_validated_metrics(metrics),
         "software": software_versions(),
         "input": {
-            "image": "an AP (or PA) projection radiograph of the hips, both femoral heads "
+            "image": "An AP (or PA) projection radiograph of the hips, both femoral heads "
             "on the film, DICOM or an image file; one channel (colour is reduced to luma)",
             "modalities": list(RADIOGRAPH_MODALITIES),
             "views": list(FRONTAL_VIEWS),
