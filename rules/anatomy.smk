@@ -21,7 +21,8 @@ rule landmarks:
         runtime=10,
     shell:
         "python -m anatomy landmarks --subject {wildcards.subject} --labels {input.labels}"
-        " --target-side {params.side} {params.slicer} --out {output} > {log} 2>&1"
+        " --segmentation {input.segmentation} --target-side {params.side} {params.slicer}"
+        " --out {output} > {log} 2>&1"
 
 
 rule ct_bmd:

@@ -201,7 +201,10 @@ def segmentation_method(wildcards):
 
 
 def landmarks_inputs(wildcards):
-    inputs = {"labels": f"results/subjects/{wildcards.subject}/ct/labels.nii.gz"}
+    inputs = {
+        "labels": f"results/subjects/{wildcards.subject}/ct/labels.nii.gz",
+        "segmentation": f"results/subjects/{wildcards.subject}/ct/segmentation.json",
+    }
     slicer = subject_row(wildcards).get("landmarks")
     if slicer:
         inputs["slicer"] = slicer

@@ -2,7 +2,9 @@
 
 ``landmarks``  both femurs' landmarks from the bone labels (overridden by an expert's
                3D Slicer file where given) → ``landmarks.json`` (LPS mm). The target
-               side must succeed; the other side's failure is recorded as a warning.
+               side must succeed; the other side's failure is recorded as a warning. A
+               femur that holds an implant (segmentation's metal record) is excluded:
+               the target side then refuses the subject.
 ``ct-bmd``     the target femur's PF region and neck ROI, their spill-corrected BMC,
                QCT-BMD and areal BMD in the DXA view → ``ct_bmd.json``, the region mask,
                the PF areal-density image in the DXA view (g/cm²) and the region's
@@ -18,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from anatomy.bmd import areal_bmd, mineral_content
+from anatomy.implants import femur_implant
 from anatomy.landmarks import FemurLandmarks, femur_landmarks, voxel_points, with_expert_points
 from anatomy.regions import distal_border_point, neck_roi_mask, pf_region_mask
 from conventions.ct import read_ct, require_same_grid, write_volume
@@ -36,8 +39,16 @@ def _labels(path: str) -> tuple[sitk.Image, np.ndarray]:
 def landmarks_command(a) -> int:
     image, labels = _labels(a.labels)
     expert = read_slicer_landmarks(a.slicer) if a.slicer else {}
-    femurs, warnings, used = {}, [], {}
+    segmentation = read_json_object(a.segmentation) if a.segmentation else {}
+    femurs, warnings, used, excluded = {}, [], {}, {}
     for side in SIDES:
+        implant = femur_implant(segmentation, side)
+        if implant:  # no landmarks where the bone is metal, and no BMD to measure
+            if side == a.target_side:
+                raise InputError(a.segmentation, f"target side {side}: {implant}", a.subject)
+            excluded[side] = implant
+            warnings.append(f"side {side} excluded: {implant}")
+            continue
         try:
             lm = femur_landmarks(labels, image, side, a.subject, a.labels)
             if expert:
@@ -61,6 +72,7 @@ def landmarks_command(a) -> int:
             "expert_points": used,
             "landmarks": points,
             "femurs": {side: lm.to_dict() for side, lm in femurs.items()},
+            "excluded_sides": excluded,
             "warnings": warnings,
         },
     )
@@ -102,6 +114,7 @@ def ct_bmd_command(a) -> int:
             "background_mg_cm3": m["background_mg_cm3"],
         }
         outputs[name] = (region, view, m_mineral)
+    record["warnings"] = coarse_voxel_warnings(spacing_zyx)
     record["qct_bmd_mg_cm3"] = record["pf_region"]["qct_bmd_mg_cm3"]
     record["areal_bmd_g_cm2"] = record["pf_region"]["areal_bmd_g_cm2"]
     record["distal_border_point"] = distal_border_point(lm).tolist()
@@ -129,6 +142,22 @@ def ct_bmd_command(a) -> int:
     return 0
 
 
+# Up to a 2 mm cube's volume the PF region's CT BMD is good to about 1 %; beyond it
+# partial volume dominates (docs/ct_stages.md: 3 mm voxels read QCT-BMD 6-7 % low).
+MAX_ACCURATE_VOXEL_MM3 = 8.0
+
+
+def coarse_voxel_warnings(spacing_zyx) -> list[str]:
+    volume = float(np.prod(spacing_zyx))
+    if volume <= MAX_ACCURATE_VOXEL_MM3:
+        return []
+    size = " × ".join(f"{v:g}" for v in spacing_zyx[::-1])
+    return [
+        f"CT voxels {size} mm ({volume:.0f} mm³) are coarser than a 2 mm cube: the PF "
+        "region's BMD is good to several per cent there, not 1 % (docs/ct_stages.md)"
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m anatomy",
@@ -141,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", required=True, help="bone labels on the CT grid")
     p.add_argument("--target-side", choices=SIDES, required=True)
     p.add_argument("--slicer", default=None, help="an expert's 3D Slicer landmark file")
+    p.add_argument("--segmentation", default=None,
+                   help="segmentation.json: a femur with an implant is excluded")  # fmt: skip
     p.add_argument("--out", required=True)
     p.set_defaults(run=landmarks_command)
     p = sub.add_parser("ct-bmd", help="PF region, QCT-BMD and areal BMD of the target femur")

@@ -8,6 +8,7 @@ import sys
 from conventions.errors import run_cli
 from phantom.cohort import generate_subject, write_manifest
 from phantom.radiographs import POSE_LABELS
+from phantom.variants import VARIANTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         choices=POSE_LABELS,
         help="one radiograph per pose label (none: CT only)",
     )
+    s.add_argument("--variant", choices=VARIANTS, default=None,
+                   help="a hip a clinic sees (phantom.variants)")  # fmt: skip
+    s.add_argument("--variant-side", choices=("L", "R"), default=None,
+                   help="the variant's side, if it has one (default: the target side)")  # fmt: skip
     v = sub.add_parser("preview", help="PNG of one subject's CT slices and radiographs")
     v.add_argument("subject_dir", help="e.g. results/synthetic/S001")
     v.add_argument("--out", required=True, help="PNG to write")
@@ -56,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             if len(a.voxel_mm) not in (1, 3):
                 ap.error("--voxel-mm takes one value or three (x y z)")
             voxel = a.voxel_mm[0] if len(a.voxel_mm) == 1 else tuple(a.voxel_mm)
-            generate_subject(
-                a.subject, a.seed, voxel, a.out_dir, tuple(a.poses), ct_format=a.ct_format
-            )
+            generate_subject(a.subject, a.seed, voxel, a.out_dir, tuple(a.poses),
+                             ct_format=a.ct_format, variant=a.variant,
+                             variant_side=a.variant_side)  # fmt: skip
         elif a.command == "preview":
             from phantom.preview import preview
 

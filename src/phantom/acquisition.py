@@ -92,17 +92,21 @@ def trabecular_density(
     return rho * (0.85 if bone.startswith("hip") else 0.8)
 
 
-def cortical_thickness(bone: str, z_mm: np.ndarray, side_frames: dict) -> np.ndarray:
+def cortical_thickness(
+    bone: str, z_mm: np.ndarray, side_frames: dict, scale: float = 1.0
+) -> np.ndarray:
     if bone.startswith("femur"):
         lt_z = side_frames[bone]["lesser_trochanter"][2]
-        return np.interp(z_mm, [lt_z - 60.0, lt_z + 10.0], [5.5, 1.6]).astype(np.float32)
-    return np.full_like(z_mm, 1.4)
+        thickness = np.interp(z_mm, [lt_z - 60.0, lt_z + 10.0], [5.5, 1.6])
+        return (scale * thickness).astype(np.float32)
+    return np.full_like(z_mm, 1.4 * scale)
 
 
-def bone_fractions(bone: str, d: np.ndarray, z_mm: np.ndarray, frames: dict):
-    """(occupancy, inner occupancy) of one bone: occupancy − inner is its cortical shell."""
+def bone_fractions(bone: str, d: np.ndarray, z_mm: np.ndarray, frames: dict, scale: float = 1.0):
+    """(occupancy, inner occupancy) of one bone: occupancy − inner is its cortical shell,
+    ``scale`` times the usual thickness."""
     occ = sdf.occupancy(d, EDGE_MM)
-    return occ, sdf.occupancy(d + cortical_thickness(bone, z_mm, frames), EDGE_MM)
+    return occ, sdf.occupancy(d + cortical_thickness(bone, z_mm, frames, scale), EDGE_MM)
 
 
 def compose_hu(
@@ -135,7 +139,7 @@ def compose_hu(
     soft_tissue = hu.copy()
     frames = {"femur_left": femur_frame(p, "L"), "femur_right": femur_frame(p, "R")}
     for bone, d in {**anatomy.bones, **anatomy.unlabelled}.items():
-        occ, occ_inner = bone_fractions(bone, d, z, frames)
+        occ, occ_inner = bone_fractions(bone, d, z, frames, p.cortex_scale)
         if not np.any(occ > 1e-3):
             continue
         trab = trabecular_density(p, bone, z, anatomy.texture, frames)

@@ -49,6 +49,8 @@ class SubjectParameters:
     # Set by phantom.density.solve_densities once the anatomy is known.
     trabecular_mg_cm3: float = float("nan")
     cortical_mg_cm3: float = float("nan")
+    # The cortex's thickness relative to the usual (phantom.variants: thin_cortex).
+    cortex_scale: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +164,8 @@ def pelvis_frame(p: SubjectParameters, side: str) -> dict[str, np.ndarray]:
     symphysis = np.array([s * 6.0, -42.0, -30.0])
     return {
         "acetabulum_centre": c,
+        # The acetabulum faces lateral, anterior and down.
+        "acetabulum_opening": _unit([s * 0.75, -0.35, -0.55]),
         "wing_centre": wing_centre,
         "wing_axes": np.stack([u, w, np.cross(u, w)], axis=1),
         # The anterior superior iliac spine: the front tip of the wing.
@@ -177,13 +181,11 @@ def pelvis_frame(p: SubjectParameters, side: str) -> dict[str, np.ndarray]:
 
 def hip_bone_sdf(points: np.ndarray, p: SubjectParameters, side: str) -> np.ndarray:
     """One os coxae: acetabular cup, ilium (body and wing), pubis and ischium."""
-    s = SIDE_SIGN[side]
     fr = pelvis_frame(p, side)
     c = fr["acetabulum_centre"]
     r_in = p.femur[side].head_radius_mm + p.joint_space_mm
     cup = np.maximum(sdf.sphere(points, c, r_in + 6.0), -sdf.sphere(points, c, r_in))
-    opening = _unit([s * 0.75, -0.35, -0.55])  # the acetabulum faces lateral, anterior, down
-    d = np.maximum(cup, (points - c) @ opening - 0.3 * r_in)
+    d = np.maximum(cup, (points - c) @ fr["acetabulum_opening"] - 0.3 * r_in)
     body_lo, body_hi = fr["ilium_body"]
     ilium_body = sdf.capsule(points, body_lo + np.array([0, 0, r_in + 4]), body_hi, 17)
     d = sdf.smooth_union(d, ilium_body, 8)

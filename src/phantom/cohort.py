@@ -16,6 +16,7 @@ from conventions.geometry import read_json_object
 from conventions.labels import BONE_LABELS
 from conventions.landmarks import write_landmarks
 from drr.simulate import write_dicom_dx
+from phantom import variants
 from phantom.acquisition import MUSCLE_MG_CM3, acquire_ct, compose_hu, draw_scanner
 from phantom.anatomy import (
     build_anatomy,
@@ -85,23 +86,33 @@ def generate_subject(
     poses: tuple[str, ...] = POSE_LABELS,
     detector: Detector | None = None,
     ct_format: str = "nifti",
+    variant: str | None = None,
+    variant_side: str | None = None,
 ) -> dict[str, Any]:
     """Write one subject: ``ct.nii.gz`` (int16 HU), ``radiographs/{pose}.dcm`` and
     ``truth/`` (density, labels, PF region, ``truth.json`` with every true value, and
     ``radiographs/{pose}.json`` with each view's true poses). With ``ct_format="dicom"``
-    the CT is a DICOM series in ``ct_dicom/`` instead. Returns the truth record."""
+    the CT is a DICOM series in ``ct_dicom/`` instead. ``variant`` (phantom.variants:
+    hip_replacement, osteoarthritis, thin_cortex) makes the subject a hip a clinic sees,
+    on ``variant_side`` where it has one (default: the target side). Returns the truth
+    record."""
+    variants.check_variant(variant, variant_side)
     out = Path(out_dir)
     detector = Detector() if detector is None else detector
     rng = subject_rng(seed, subject_id)
     params = draw_subject(rng)
     scanner = draw_scanner(rng)
     target_side = synthetic_target_side(seed, subject_id)
+    variant_side = variant_side or target_side
+    variants.adjust_parameters(params, variant)
     grid = make_grid(voxel_mm)
     anatomy = build_anatomy(params, grid, rng)
+    variants.adjust_anatomy(anatomy, params, grid, variant)
     labels = label_image(anatomy)
     frames = {"femur_left": femur_frame(params, "L"), "femur_right": femur_frame(params, "R")}
     density_level = solve_densities(params, anatomy, grid, labels, target_side, frames)
     hu_clean, hu_soft, phantom_layout = compose_hu(params, anatomy, grid, scanner, rng)
+    hu_clean = variants.adjust_hu(hu_clean, params, grid, variant, variant_side)
     ct = acquire_ct(hu_clean, grid, scanner, rng)
     density = ((hu_clean - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3).astype(np.float32)
     soft = (hu_soft - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3
@@ -143,6 +154,7 @@ def generate_subject(
         "subject_id": subject_id,
         "seed": [seed, int(subject_id.lstrip("S"))],
         "target_side": target_side,
+        "variant": {"name": variant, "side": variant_side} if variant else None,
         "ct": CT_NAMES[ct_format],
         "dxa_bmd_g_cm2": float(dxa),
         "qct_bmd_mg_cm3": pf["qct_bmd_mg_cm3"],

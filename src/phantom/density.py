@@ -97,7 +97,7 @@ def solve_densities(
     area_cm2 = dxa_projected_area_cm2(region, grid, lm)
     z_mm = grid.origin_mm[2] + grid.spacing_mm[2] * np.arange(grid.size_xyz[2])
     z_mm = np.broadcast_to(z_mm[:, None, None], region.shape)
-    occ, inner = bone_fractions(name, anatomy.bones[name], z_mm, frames)
+    occ, inner = bone_fractions(name, anatomy.bones[name], z_mm, frames, p.cortex_scale)
 
     # The truth counts the region's voxels and the bone's partial-volume excess in the
     # shell around it (phantom.cohort.bmd_truth); soft tissue there is taken as muscle.

@@ -186,7 +186,11 @@ def ct_montage(
         "",
         *[
             f"warning: {w}"
-            for w in [*segmentation.get("warnings", []), *landmarks.get("warnings", [])]
+            for w in [
+                *segmentation.get("warnings", []),
+                *landmarks.get("warnings", []),
+                *bmd.get("warnings", []),
+            ]
         ],
     ]
     ax.text(
