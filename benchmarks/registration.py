@@ -31,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from anatomy.landmarks import POINT_NAMES as FEMORAL
+from conventions.hip_regions import POINT_NAMES as FEMORAL
 from conventions.landmarks import read_landmarks
 from conventions.radiograph import read_radiograph
 from phantom.ids import target_side

@@ -46,9 +46,10 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from anatomy.landmarks import SIDE_SIGN, femoral_head, voxel_points
+from anatomy.landmarks import femoral_head
 from cohort.example_data import totalsegmentator_example_in_lps
-from conventions.labels import femur_label, hip_label
+from conventions.hip_regions import voxel_points
+from conventions.labels import SIDE_SIGN, femur_label, hip_label
 from phantom.radiographs import POSE_LABELS, Detector, draw_view, render_view, split_bodies
 from registration.bodies import hip_bodies
 from registration.hip import register_hip

@@ -11,8 +11,9 @@ import pytest
 import SimpleITK as sitk
 from realdata import real_ct_paths
 
-from anatomy.landmarks import FemurLandmarks, femur_landmarks, fit_sphere
+from anatomy.landmarks import femur_landmarks, fit_sphere
 from conventions.errors import InputError
+from conventions.hip_regions import FemurLandmarks
 from phantom.cohort import generate_subject
 
 

@@ -14,9 +14,6 @@ FLOOR = {"conventions", "drr"}
 ALLOWED = {
     # The audit layer reads what each stage made, with the stage's own readers.
     ("qc", "registration"): "the overlays rebuild the bodies registration projected",
-    # The phantom's truth is measured with the measurement's own region rules (the PF
-    # region, the DXA view, the partial-volume shell): the one arrow still to move down.
-    ("phantom", "anatomy"): "truth BMD by anatomy's region definitions",
 }
 
 

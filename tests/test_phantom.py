@@ -70,8 +70,7 @@ def test_ct_follows_the_scanner_line_at_the_phantom_rods(subject):
 
 def test_bmd_truth_is_consistent_with_the_density_volume(subject):
     from anatomy.bmd import dxa_view
-    from anatomy.landmarks import FemurLandmarks
-    from anatomy.regions import dxa_rotation
+    from conventions.hip_regions import FemurLandmarks, dxa_rotation
 
     out, truth = subject
     img, density = _array(out / "S001" / "truth" / "density_mg_cm3.nii.gz")

@@ -17,7 +17,8 @@ import pytest
 import SimpleITK as sitk
 from realdata import real_ct_in_lps
 
-from anatomy.landmarks import femoral_head, voxel_points
+from anatomy.landmarks import femoral_head
+from conventions.hip_regions import voxel_points
 from conventions.labels import femur_label, hip_label
 from phantom.radiographs import Detector, draw_view, render_view, split_bodies
 from registration.bodies import hip_bodies

@@ -4,7 +4,6 @@ areal BMD in the DXA view.
 - :mod:`anatomy.landmarks`  femoral head centre (sphere fit), neck and shaft axes,
                             head-neck junction, trochanters, from the femur label;
                             expert landmarks from a 3D Slicer file override them
-- :mod:`anatomy.regions`    the PF ("total hip") region, the neck ROI, the DXA view
 - :mod:`anatomy.bmd`        spill-corrected bone mineral content, QCT-BMD, areal BMD
                             (via the DRR engine)
 

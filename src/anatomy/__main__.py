@@ -21,12 +21,18 @@ import SimpleITK as sitk
 
 from anatomy.bmd import areal_bmd, mineral_content
 from anatomy.implants import femur_implant
-from anatomy.landmarks import FemurLandmarks, femur_landmarks, voxel_points, with_expert_points
-from anatomy.regions import distal_border_point, neck_roi_mask, pf_region_mask
+from anatomy.landmarks import femur_landmarks, with_expert_points
 from conventions.ct import read_ct, require_same_grid, write_volume
 from conventions.errors import InputError, run_cli
 from conventions.files import write_json
 from conventions.geometry import read_json_object
+from conventions.hip_regions import (
+    FemurLandmarks,
+    distal_border_point,
+    neck_roi_mask,
+    pf_region_mask,
+    voxel_points,
+)
 from conventions.labels import SIDES, femur_label
 from conventions.landmarks import read_slicer_landmarks
 

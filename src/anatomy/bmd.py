@@ -12,7 +12,7 @@ a neighbouring bone's mineral is not counted, and not across the region's cut pl
 
 QCT-BMD = BMC / region volume. Areal BMD = BMC / projected area, DXA's own definition,
 with the area that of the region's silhouette in the DXA view
-(:func:`anatomy.regions.dxa_rotation`), computed with the DRR engine: an exact (Siddon)
+(:func:`conventions.hip_regions.dxa_rotation`), computed with the DRR engine: an exact (Siddon)
 projection of the region mask on a 0.5 mm grid with a near-parallel beam, as DXA's
 fan-beam scan is. The same projection of the corrected density gives the region's
 areal-density image (the PF-DRR in the DXA view) for quality control; it sums to BMC.
@@ -24,50 +24,24 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from anatomy.regions import dxa_rotation
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
+from conventions.hip_regions import (
+    box_around,
+    distance_from,
+    dxa_rotation,
+    spill_margin_mm,
+    spill_shell,
+)
 from conventions.pose import ap_pose, rotation_matrix_about, transform_points
 from conventions.units import G_CM2_PER_MG_CM3_MM, MIN_PATH_MM, MM_PER_CM
 from drr.projector import project
 from drr.volume import Volume
 
-SPILL_MARGIN_MM = 3.0  # a few σ of a clinical CT's blur (PSF ⊕ voxel ≈ 0.6-1.2 mm)
 BACKGROUND_SHELL_MM = (1.0, 5.0)  # soft tissue measured beyond the spill margin
 BACKGROUND_SIGMA_MM = 6.0  # how far along the surface the soft tissue is averaged
 DXA_PIXEL_MM = 0.5
 DXA_SDD_MM = 1.0e5  # a source 100 m away: rays parallel to 0.05 % across the femur
-
-
-def _distance_from(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
-    return ndimage.distance_transform_edt(~mask, sampling=spacing_zyx)
-
-
-def _box_around(mask: np.ndarray, margin_vox: np.ndarray) -> tuple[slice, ...]:
-    idx = np.argwhere(mask)
-    lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
-    hi = np.minimum(idx.max(axis=0) + margin_vox + 1, mask.shape)
-    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-
-
-def spill_margin_mm(spacing_zyx) -> float:
-    """How far mineral spills: ``SPILL_MARGIN_MM``, or one voxel where voxels are coarser."""
-    return max(SPILL_MARGIN_MM, 1.01 * float(np.max(spacing_zyx)))
-
-
-def spill_shell(
-    region: np.ndarray, bone: np.ndarray, cut: np.ndarray, spacing_zyx
-) -> tuple[np.ndarray, np.ndarray]:
-    """(shell, distance): the non-bone voxels within ``SPILL_MARGIN_MM`` of ``region``
-    and not within it of ``cut`` (the femur beyond the region's planes), and every
-    voxel's distance (mm) from the region."""
-    spacing = np.asarray(spacing_zyx, float)
-    margin = spill_margin_mm(spacing)
-    dist = _distance_from(region, spacing)
-    shell = (dist > 0) & (dist <= margin) & ~bone
-    if cut.any():
-        shell &= _distance_from(cut, spacing) > margin
-    return shell, dist
 
 
 def mineral_content(
@@ -85,11 +59,11 @@ def mineral_content(
     spacing = np.asarray(spacing_zyx, float)
     spill = spill_margin_mm(spacing)
     far_lo, far_hi = spill + BACKGROUND_SHELL_MM[0], spill + BACKGROUND_SHELL_MM[1]
-    box = _box_around(region, np.ceil((far_hi + 3 * BACKGROUND_SIGMA_MM) / spacing).astype(int))
+    box = box_around(region, np.ceil((far_hi + 3 * BACKGROUND_SIGMA_MM) / spacing).astype(int))
     reg, bon, cu, dens = region[box], bone[box], cut[box], density[box]  # near the region
     shell, dist = spill_shell(reg, bon, cu, spacing)
     far = (dist > far_lo) & (dist <= far_hi) & ~bon
-    far &= _distance_from(bon & ~reg, spacing) > spill  # clear of other bone
+    far &= distance_from(bon & ~reg, spacing) > spill  # clear of other bone
     if far.sum() < 20:
         raise ValueError("no soft tissue around the region to measure its background")
     sigma = BACKGROUND_SIGMA_MM / spacing

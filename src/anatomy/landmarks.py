@@ -19,14 +19,13 @@ A femur cut by the field of view (head or shaft missing) raises :class:`InputErr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 from conventions.ct import voxel_to_physical_matrix
 from conventions.errors import InputError
+from conventions.hip_regions import FemurLandmarks, voxel_points
 from conventions.labels import SIDE_SIGN, femur_label
 
 SHAFT_BELOW_HEAD_MM = 85.0  # below the lesser trochanter in adults (~50-75 mm)
@@ -35,56 +34,6 @@ HEAD_SEARCH_RADIUS_FACTOR = 1.3
 HEAD_SEARCH_MM = 40.0  # from the femur's most medial point: a femoral head's breadth
 NECK_EXCLUSION_DEG = 60.0  # the neck leaves the head within ~45° of its axis
 LT_MIN_PROMINENCE_MM = 2.0
-
-
-# The femoral landmarks every femur gets, as named in landmarks files (plus "_L"/"_R").
-POINT_NAMES = (
-    "head_center",
-    "head_neck_junction",
-    "head_neck_junction_superior",
-    "head_neck_junction_inferior",
-    "lesser_trochanter",
-    "greater_trochanter",
-    "shaft_point",
-)
-
-
-@dataclass
-class FemurLandmarks:
-    side: str
-    head_center: np.ndarray
-    head_radius_mm: float
-    head_fit_rms_mm: float
-    neck_axis: np.ndarray  # unit, from the neck toward the head
-    neck_radius_mm: float  # of the narrowest cross-section
-    head_neck_junction: np.ndarray  # centre of the junction circle, on the neck axis
-    head_neck_junction_superior: np.ndarray
-    head_neck_junction_inferior: np.ndarray
-    shaft_point: np.ndarray  # a point on the shaft axis
-    shaft_axis: np.ndarray  # unit, toward proximal (superior)
-    lesser_trochanter: np.ndarray
-    greater_trochanter: np.ndarray
-
-    def points(self) -> dict[str, np.ndarray]:
-        """The landmark points, named ``<name>_<side>`` as in the landmarks files."""
-        return {f"{n}_{self.side}": np.asarray(getattr(self, n), float) for n in POINT_NAMES}
-
-    def to_dict(self) -> dict:
-        out = {}
-        for k, v in self.__dict__.items():
-            out[k] = v.tolist() if isinstance(v, np.ndarray) else v
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FemurLandmarks:
-        kw = {}
-        for k, v in d.items():
-            kw[k] = np.asarray(v, float) if isinstance(v, list) else v
-        return cls(**kw)
-
-    def shaft_level(self, point: np.ndarray) -> float:
-        """Signed distance (mm) of ``point`` along the shaft axis from ``shaft_point``."""
-        return float((np.asarray(point) - self.shaft_point) @ self.shaft_axis)
 
 
 EXPERT_POINT_NAMES = (
@@ -151,11 +100,6 @@ def boundary_points(mask: np.ndarray, image: sitk.Image) -> np.ndarray:
         out.append(idx[:, ::-1])  # → (x, y, z) index order
     ijk = np.concatenate(out)
     return ijk @ m[:3, :3].T + m[:3, 3]
-
-
-def voxel_points(mask: np.ndarray, image: sitk.Image) -> np.ndarray:
-    m = voxel_to_physical_matrix(image)
-    return np.argwhere(mask)[:, ::-1].astype(np.float64) @ m[:3, :3].T + m[:3, 3]
 
 
 def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anatomy.bmd import spill_shell
-from anatomy.regions import neck_roi_mask, pf_region_mask
 from conventions.ct import write_dicom_series, write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
+from conventions.hip_regions import neck_roi_mask, pf_region_mask, spill_shell
 from conventions.labels import BONE_LABELS
 from conventions.landmarks import write_landmarks
 from drr.simulate import write_dicom_dx
@@ -54,7 +53,7 @@ def bmd_truth(
     grid,
     lm,
 ) -> dict[str, float]:
-    """True BMC, QCT-BMD and areal BMD of a femur region (:mod:`anatomy.regions`).
+    """True BMC, QCT-BMD and areal BMD of a femur region (:mod:`conventions.hip_regions`).
 
     The region's mineral is its voxels' true density plus, in the thin shell around it,
     the bone's partial-volume excess over the soft tissue there (``soft_tissue``: the

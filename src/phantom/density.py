@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anatomy.bmd import spill_shell
-from anatomy.landmarks import FemurLandmarks
-from anatomy.regions import dxa_rotation, pf_region_mask
+from conventions.hip_regions import FemurLandmarks, dxa_rotation, pf_region_mask, spill_shell
 from conventions.labels import BONE_LABELS
 from phantom.acquisition import MUSCLE_MG_CM3, TRABECULAR_TEXTURE, bone_fractions
 from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame
@@ -58,9 +56,10 @@ def true_landmarks(p: SubjectParameters, side: str) -> FemurLandmarks:
 
 
 def dxa_projected_area_cm2(region: np.ndarray, grid: Grid, lm: FemurLandmarks) -> float:
-    """Area of the region's silhouette in the DXA view (:func:`anatomy.regions.dxa_rotation`),
-    by sampling the voxelised region (nearest voxel) along parallel rays on a fine grid:
-    a computation independent of the DRR engine the pipeline measures it with."""
+    """Area of the region's silhouette in the DXA view
+    (:func:`conventions.hip_regions.dxa_rotation`), by sampling the voxelised region
+    (nearest voxel) along parallel rays on a fine grid: a computation independent of the
+    DRR engine the pipeline measures it with."""
     rot = dxa_rotation(lm)
     c = lm.head_center
     centres = grid.origin_mm + np.argwhere(region)[:, ::-1] * grid.spacing_mm
