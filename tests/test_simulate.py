@@ -9,14 +9,13 @@ import SimpleITK as sitk
 from conftest import IDENTIFIERS
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import ap_pose
-from conventions.radiograph import read_radiograph
+from conventions.radiograph import read_radiograph, write_dicom_dx
 from drr.simulate import (
     XraySettings,
     material_densities,
     simulate_radiograph,
     spectrum,
     transmission,
-    write_dicom_dx,
 )
 
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
-from anatomy.bmd import areal_bmd, mineral_content
+from anatomy.bmd import measure_regions
 from anatomy.implants import femur_implant
 from anatomy.landmarks import femur_landmarks, with_expert_points
 from conventions.ct import read_ct, require_same_grid, write_volume
@@ -28,9 +28,6 @@ from conventions.files import write_json
 from conventions.geometry import read_json_object
 from conventions.hip_regions import (
     FemurLandmarks,
-    distal_border_point,
-    neck_roi_mask,
-    pf_region_mask,
     voxel_points,
 )
 from conventions.labels import SIDES, femur_label
@@ -99,36 +96,11 @@ def ct_bmd_command(a) -> int:
     require_same_grid(image, density_image, a.labels, "the density volume's")
     density = sitk.GetArrayFromImage(density_image).astype(np.float32)
     lm = read_femur_landmarks(a.landmarks, a.side, a.subject)
-    femur = labels == femur_label(a.side)
-    spacing_zyx = np.array(image.GetSpacing())[::-1]
-    record = {"subject_id": a.subject, "side": a.side}
-    outputs = {}
-    for name, make in (("pf_region", pf_region_mask), ("neck_roi", neck_roi_mask)):
-        region = make(labels, image, lm)
-        if region.sum() < 10:
-            raise InputError(a.landmarks, f"the {name} is empty: check the landmarks", a.subject)
-        m = mineral_content(density, region, labels > 0, femur & ~region, spacing_zyx)
-        m_mineral = m.pop("mineral")
-        view = areal_bmd(image, region, m_mineral, lm)
-        record[name] = {
-            "qct_bmd_mg_cm3": m["qct_bmd_mg_cm3"],
-            "areal_bmd_g_cm2": view["areal_bmd_g_cm2"],
-            "bmc_g": m["bmc_g"],
-            "volume_cm3": m["volume_cm3"],
-            "projected_area_cm2": view["projected_area_cm2"],
-            "mask_mean_mg_cm3": m["mask_mean_mg_cm3"],
-            "background_mg_cm3": m["background_mg_cm3"],
-        }
-        outputs[name] = (region, view, m_mineral)
-    record["warnings"] = coarse_voxel_warnings(spacing_zyx)
-    record["qct_bmd_mg_cm3"] = record["pf_region"]["qct_bmd_mg_cm3"]
-    record["areal_bmd_g_cm2"] = record["pf_region"]["areal_bmd_g_cm2"]
-    record["distal_border_point"] = distal_border_point(lm).tolist()
+    record, outputs = measure_regions(density, labels, image, lm)
+    if record is None:
+        raise InputError(a.landmarks, f"the {outputs} is empty: check the landmarks", a.subject)
+    record = {"subject_id": a.subject, "side": a.side, **record}
     region, view, mineral = outputs["pf_region"]
-    record["dxa_view"] = {
-        "geometry": view["geometry"].to_dict(),
-        "camera_from_ct": view["camera_from_ct"].tolist(),
-    }
     mask = sitk.GetImageFromArray(region.astype(np.uint8))
     mask.CopyInformation(image)
     write_volume(a.out_region, mask)
@@ -146,22 +118,6 @@ def ct_bmd_command(a) -> int:
     write_volume(a.out_drr, drr)
     write_json(a.out_json, record)
     return 0
-
-
-# Up to a 2 mm cube's volume the PF region's CT BMD is good to about 1 %; beyond it
-# partial volume dominates (docs/ct_stages.md: 3 mm voxels read QCT-BMD 6-7 % low).
-MAX_ACCURATE_VOXEL_MM3 = 8.0
-
-
-def coarse_voxel_warnings(spacing_zyx) -> list[str]:
-    volume = float(np.prod(spacing_zyx))
-    if volume <= MAX_ACCURATE_VOXEL_MM3:
-        return []
-    size = " × ".join(f"{v:g}" for v in spacing_zyx[::-1])
-    return [
-        f"CT voxels {size} mm ({volume:.0f} mm³) are coarser than a 2 mm cube: the PF "
-        "region's BMD is good to several per cent there, not 1 % (docs/ct_stages.md)"
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,11 +28,15 @@ from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.hip_regions import (
     box_around,
+    distal_border_point,
     distance_from,
     dxa_rotation,
+    neck_roi_mask,
+    pf_region_mask,
     spill_margin_mm,
     spill_shell,
 )
+from conventions.labels import femur_label
 from conventions.pose import ap_pose, rotation_matrix_about, transform_points
 from conventions.units import G_CM2_PER_MG_CM3_MM, MIN_PATH_MM, MM_PER_CM
 from drr.projector import project
@@ -152,3 +156,55 @@ def areal_bmd(image: sitk.Image, region: np.ndarray, mineral: np.ndarray, lm) ->
         "geometry": geometry,
         "camera_from_ct": camera_from_ct,
     }
+
+
+# Up to a 2 mm cube's volume the PF region's CT BMD is good to about 1 %; beyond it
+# partial volume dominates (docs/ct_stages.md: 3 mm voxels read QCT-BMD 6-7 % low).
+MAX_ACCURATE_VOXEL_MM3 = 8.0
+
+
+def coarse_voxel_warnings(spacing_zyx) -> list[str]:
+    volume = float(np.prod(spacing_zyx))
+    if volume <= MAX_ACCURATE_VOXEL_MM3:
+        return []
+    size = " × ".join(f"{v:g}" for v in spacing_zyx[::-1])
+    return [
+        f"CT voxels {size} mm ({volume:.0f} mm³) are coarser than a 2 mm cube: the PF "
+        "region's BMD is good to several per cent there, not 1 % (docs/ct_stages.md)"
+    ]
+
+
+def measure_regions(density: np.ndarray, labels: np.ndarray, image: sitk.Image, lm):
+    """The target femur's PF region and neck ROI measured: (record, outputs), outputs
+    per region (mask, DXA view, spill-corrected mineral); or (None, name) when a region
+    is empty (landmarks that do not fit the labels)."""
+    femur = labels == femur_label(lm.side)
+    spacing_zyx = np.array(image.GetSpacing())[::-1]
+    record, outputs = {}, {}
+    for name, make in (("pf_region", pf_region_mask), ("neck_roi", neck_roi_mask)):
+        region = make(labels, image, lm)
+        if region.sum() < 10:
+            return None, name
+        m = mineral_content(density, region, labels > 0, femur & ~region, spacing_zyx)
+        mineral = m.pop("mineral")
+        view = areal_bmd(image, region, mineral, lm)
+        record[name] = {
+            "qct_bmd_mg_cm3": m["qct_bmd_mg_cm3"],
+            "areal_bmd_g_cm2": view["areal_bmd_g_cm2"],
+            "bmc_g": m["bmc_g"],
+            "volume_cm3": m["volume_cm3"],
+            "projected_area_cm2": view["projected_area_cm2"],
+            "mask_mean_mg_cm3": m["mask_mean_mg_cm3"],
+            "background_mg_cm3": m["background_mg_cm3"],
+        }
+        outputs[name] = (region, view, mineral)
+    record["warnings"] = coarse_voxel_warnings(spacing_zyx)
+    record["qct_bmd_mg_cm3"] = record["pf_region"]["qct_bmd_mg_cm3"]
+    record["areal_bmd_g_cm2"] = record["pf_region"]["areal_bmd_g_cm2"]
+    record["distal_border_point"] = distal_border_point(lm).tolist()
+    view = outputs["pf_region"][1]
+    record["dxa_view"] = {
+        "geometry": view["geometry"].to_dict(),
+        "camera_from_ct": view["camera_from_ct"].tolist(),
+    }
+    return record, outputs

@@ -1,7 +1,9 @@
 """Radiographs: pixels as float32 with bone bright (MONOCHROME2), plus their geometry.
 
-Formats: DICOM (any transfer syntax pydicom can decode, JPEG 2000 included through
-pylibjpeg), MHA/MHD/NRRD, PNG/TIFF. Geometry comes from the DICOM tags that describe
+Formats: DICOM (any transfer syntax pydicom can decode with the declared decoders:
+JPEG baseline, extended and lossless, JPEG-LS, JPEG 2000, RLE, deflate), MHA/MHD/NRRD,
+PNG/TIFF; :func:`write_dicom_dx` writes the DX files the phantom and the simulator make,
+beside the reader that reads them back. Geometry comes from the DICOM tags that describe
 the detector — ImagerPixelSpacing (0018,1164), DistanceSourceToDetector (0018,1110),
 DistanceSourceToPatient (0018,1111) — and a geometry.json may supply or override any
 value. PixelSpacing (0028,0030) is deliberately not used: it is often a placeholder
@@ -12,6 +14,7 @@ Only non-identifying header values are kept (see docs/conventions.md, Privacy).
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,3 +309,50 @@ def write_radiograph(path: str | Path, pixels: np.ndarray, geometry: ProjectionG
     image.SetSpacing((geometry.col_spacing_mm, geometry.row_spacing_mm))
     with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def write_dicom_dx(
+    path,
+    pixels: np.ndarray,
+    geometry: ProjectionGeometry,
+    source_to_patient_mm: float,
+    subject_id: str,
+    image_id: str,
+    bits_stored: int = 12,
+    uid_entropy: list[str] | None = None,
+) -> None:
+    """A DX DICOM file (MONOCHROME2) with the detector geometry tags, keyed by pseudonyms
+    only: no name, birth date or institution is ever written. With ``uid_entropy`` the
+    UIDs derive from it, so the same inputs give the same bytes."""
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    def uid(kind: str) -> str:
+        return generate_uid(entropy_srcs=[*uid_entropy, kind]) if uid_entropy else generate_uid()
+
+    dx_storage = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage – Presentation
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = dx_storage
+    meta.MediaStorageSOPInstanceUID = uid("instance")
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = dx_storage, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid("study"), uid(f"series {image_id}")
+    ds.Modality, ds.ViewPosition, ds.BodyPartExamined = "DX", "AP", "HIP"
+    ds.PatientID, ds.SeriesDescription = subject_id, f"synthetic {image_id}"
+    ds.ContentDate = datetime.date(2000, 1, 1).strftime("%Y%m%d")  # fixed: no real dates
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (
+        16,
+        bits_stored,
+        bits_stored - 1,
+        0,
+    )
+    ds.ImagerPixelSpacing = [f"{geometry.row_spacing_mm:.6g}", f"{geometry.col_spacing_mm:.6g}"]
+    ds.DistanceSourceToDetector = f"{geometry.sdd_mm:.6g}"
+    ds.DistanceSourceToPatient = f"{source_to_patient_mm:.6g}"
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
+    with atomic_path(path) as tmp:
+        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)

@@ -24,16 +24,15 @@ from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_geometry, read_json_object
 from conventions.labels import SIDES
 from conventions.landmarks import read_landmarks
-from conventions.pairs import pair_transform
 from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
 from dataset.folds import fold_document, stratified_folds
 from dataset.project import (
-    PAIR_EDGES,
-    cut_edges,
     decomposition_drrs,
-    pf_drr_mean,
+    pair_measures,
     projected_landmarks,
+    registration_status,
+    training_pair,
 )
 from dataset.tables import dataset_tables, stratification_bmd
 
@@ -48,14 +47,6 @@ def _shape(text: str) -> tuple[int, int]:
     if rows < 8 or cols < 8:
         raise argparse.ArgumentTypeError(f"pair shape {text} is too small")
     return rows, cols
-
-
-def _status(pose_doc: dict) -> dict:
-    return {
-        "status": pose_doc.get("status", "ok"),
-        "reasons": list(pose_doc.get("reasons", [])),
-        "gc": pose_doc.get("gc"),
-    }
 
 
 def project_command(a) -> int:
@@ -83,17 +74,8 @@ def project_command(a) -> int:
     points = projected_landmarks(femoral, femur.camera_from_ct, geometry)
     write_npz(a.out_projection, **drrs)
 
-    t = pair_transform(xray.shape, a.side, a.pair_shape)
-    pair = {
-        "xray": t.apply(xray),
-        "bone_drr_g_cm2": t.apply(drrs["bone_drr_g_cm2"]),
-        "pf_drr_g_cm2": t.apply(drrs["pf_drr_g_cm2"]),
-        "pf_mask": t.apply(drrs["pf_silhouette"].astype(np.float32), order=0).astype(np.uint8),
-    }
+    pair, t = training_pair(xray, drrs, a.side, a.pair_shape)
     write_npz(a.out_pair, **pair)
-    mean = pf_drr_mean(drrs["pf_drr_g_cm2"], drrs["pf_silhouette"])
-    edges = cut_edges(drrs["pf_silhouette"])
-    pair_edges = cut_edges(pair["pf_mask"] > 0, PAIR_EDGES)
     record = {
         "subject_id": a.subject,
         "image": a.image,
@@ -101,23 +83,16 @@ def project_command(a) -> int:
         "side": a.side,
         "pair": a.out_pair,
         "pair_shape": list(a.pair_shape),
-        "registration": {"pelvis": _status(pelvis.extra), "femur": _status(femur.extra)},
-        "pf_drr_mean_g_cm2": mean,
-        "pf_silhouette_pixels": int(drrs["pf_silhouette"].sum()),
-        "pf_cut": {
-            "by_radiograph_edge": bool(edges),
-            "radiograph_edges": edges,
-            "by_pair_crop": bool(pair_edges),
-            "pair_edges": pair_edges,
+        "registration": {
+            "pelvis": registration_status(pelvis.extra),
+            "femur": registration_status(femur.extra),
         },
-        "landmarks_radiograph_rc": points,
-        "landmarks_pair_rc": {k: t.to_pair(np.array(v)).tolist() for k, v in points.items()},
-        "transform": t.to_dict(),
-        "units": {"drr": "g/cm2", "landmarks": "pixel (row, col), centres at integers"},
+        **pair_measures(drrs, pair, points, t),
     }
     write_json(a.out_record, record)
     print(
-        f"subject {a.subject} {a.image}: PF-DRR mean {mean:.4f} g/cm², registration "
+        f"subject {a.subject} {a.image}: PF-DRR mean {record['pf_drr_mean_g_cm2']:.4f} "
+        "g/cm², registration "
         f"{record['registration']['pelvis']['status']}/{record['registration']['femur']['status']}"
     )
     return 0

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry
 from conventions.labels import BONE_LABELS, femur_label
+from conventions.pairs import PairTransform, pair_transform
 from conventions.pose import project_ct_points
 from conventions.units import (
     G_CM2_PER_MG_CM3_MM,
@@ -126,4 +127,50 @@ def projected_landmarks(
     return {
         name: project_ct_points(np.asarray(p, float), pose, geometry).tolist()
         for name, p in points_ct.items()
+    }
+
+
+def training_pair(
+    xray: np.ndarray, drrs: dict, side: str, pair_shape: tuple[int, int]
+) -> tuple[dict, PairTransform]:
+    """The ``side`` hip's pair (radiograph, bone DRR, PF-DRR, PF mask) through the pair
+    transform (:mod:`conventions.pairs`), and the transform."""
+    t = pair_transform(xray.shape, side, pair_shape)
+    pair = {
+        "xray": t.apply(xray),
+        "bone_drr_g_cm2": t.apply(drrs["bone_drr_g_cm2"]),
+        "pf_drr_g_cm2": t.apply(drrs["pf_drr_g_cm2"]),
+        "pf_mask": t.apply(drrs["pf_silhouette"].astype(np.float32), order=0).astype(np.uint8),
+    }
+    return pair, t
+
+
+def registration_status(pose_extra: dict) -> dict:
+    """What a pair records of one body's registration (its pose file's status)."""
+    return {
+        "status": pose_extra.get("status", "ok"),
+        "reasons": list(pose_extra.get("reasons", [])),
+        "gc": pose_extra.get("gc"),
+    }
+
+
+def pair_measures(drrs: dict, pair: dict, points: dict, t: PairTransform) -> dict:
+    """The pair record's measurements: the PF-DRR mean in the radiograph's view, where
+    the radiograph's edge or the pair's crop cuts the PF region, and the landmarks in
+    both frames."""
+    edges = cut_edges(drrs["pf_silhouette"])
+    pair_edges = cut_edges(pair["pf_mask"] > 0, PAIR_EDGES)
+    return {
+        "pf_drr_mean_g_cm2": pf_drr_mean(drrs["pf_drr_g_cm2"], drrs["pf_silhouette"]),
+        "pf_silhouette_pixels": int(drrs["pf_silhouette"].sum()),
+        "pf_cut": {
+            "by_radiograph_edge": bool(edges),
+            "radiograph_edges": edges,
+            "by_pair_crop": bool(pair_edges),
+            "pair_edges": pair_edges,
+        },
+        "landmarks_radiograph_rc": points,
+        "landmarks_pair_rc": {k: t.to_pair(np.array(v)).tolist() for k, v in points.items()},
+        "transform": t.to_dict(),
+        "units": {"drr": "g/cm2", "landmarks": "pixel (row, col), centres at integers"},
     }

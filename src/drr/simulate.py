@@ -14,7 +14,6 @@ before reading (unsharp masking, windowing to 12 bits, bone bright).
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,55 +161,6 @@ def expose(
     }
 
 
-def write_dicom_dx(
-    path,
-    pixels: np.ndarray,
-    geometry: ProjectionGeometry,
-    source_to_patient_mm: float,
-    subject_id: str,
-    image_id: str,
-    bits_stored: int = 12,
-    uid_entropy: list[str] | None = None,
-) -> None:
-    """A DX DICOM file (MONOCHROME2) with the detector geometry tags, keyed by pseudonyms
-    only: no name, birth date or institution is ever written. With ``uid_entropy`` the
-    UIDs derive from it, so the same inputs give the same bytes."""
-    import pydicom
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    from conventions.files import atomic_path
-
-    def uid(kind: str) -> str:
-        return generate_uid(entropy_srcs=[*uid_entropy, kind]) if uid_entropy else generate_uid()
-
-    dx_storage = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage – Presentation
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = dx_storage
-    meta.MediaStorageSOPInstanceUID = uid("instance")
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = dx_storage, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid("study"), uid(f"series {image_id}")
-    ds.Modality, ds.ViewPosition, ds.BodyPartExamined = "DX", "AP", "HIP"
-    ds.PatientID, ds.SeriesDescription = subject_id, f"synthetic {image_id}"
-    ds.ContentDate = datetime.date(2000, 1, 1).strftime("%Y%m%d")  # fixed: no real dates
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (
-        16,
-        bits_stored,
-        bits_stored - 1,
-        0,
-    )
-    ds.ImagerPixelSpacing = [f"{geometry.row_spacing_mm:.6g}", f"{geometry.col_spacing_mm:.6g}"]
-    ds.DistanceSourceToDetector = f"{geometry.sdd_mm:.6g}"
-    ds.DistanceSourceToPatient = f"{source_to_patient_mm:.6g}"
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
-    with atomic_path(path) as tmp:
-        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m drr.simulate``: simulate a radiograph of a CT at a pose."""
     import argparse
@@ -220,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     from conventions.errors import InputError
     from conventions.geometry import read_geometry
     from conventions.pose import read_pose
-    from conventions.radiograph import write_radiograph
+    from conventions.radiograph import write_dicom_dx, write_radiograph
 
     ap = argparse.ArgumentParser(
         prog="python -m drr.simulate",

@@ -23,7 +23,8 @@ import pandas as pd
 
 from conventions.errors import InputError, run_cli
 from conventions.files import atomic_path, write_text
-from evaluation.categories import NHANES_TOTAL_HIP_WOMEN, category_confusion
+from conventions.predictions import REQUIRED_COLUMNS, read_predictions
+from evaluation.categories import NHANES_TOTAL_HIP_WOMEN, who_category_counts
 from evaluation.compression import compress, parse_condition
 from evaluation.plots import (
     absolute_error_figure,
@@ -37,83 +38,26 @@ from evaluation.plots import (
 from evaluation.statistics import experiment_tests, method_tests
 from evaluation.summary import (
     LEARNED_METHODS,
-    METHODS,
+    ROBUSTNESS_EXPERIMENTS,
     cohort_metrics,
     compression_metrics,
+    experiment_titles,
     failure_detection_metrics,
     pf_intensity_correlations,
     posewise_metrics,
+    read_experiments,
     table2_markdown,
 )
-
-REQUIRED = {"subject_id", "image", "method", "target", "prediction", "truth"}
-
-
-def read_predictions(path: str, required=REQUIRED) -> pd.DataFrame:
-    predictions = pd.read_csv(path, sep="\t", dtype={"subject_id": str, "image": str})
-    missing = set(required) - set(predictions.columns)
-    if missing:
-        raise InputError(path, f"lacks the columns {sorted(missing)}")
-    return predictions
-
-
-def who_category_counts(predictions: pd.DataFrame, t_mean: float, t_sd: float) -> pd.DataFrame:
-    """Per method, the DXA-BMD predictions' WHO categories against the DXA's (long form:
-    method, dxa, predicted, count)."""
-    dxa = predictions[(predictions["target"] == "dxa_bmd_g_cm2")]
-    dxa = dxa[np.isfinite(dxa["prediction"].to_numpy(float))]
-    parts = []
-    for method in dict.fromkeys(m for m in METHODS if m in set(dxa["method"])):
-        g = dxa[dxa["method"] == method]
-        table = category_confusion(g["prediction"], g["truth"], t_mean, t_sd)
-        long = table.stack().rename("count").reset_index()
-        parts.append(long.assign(method=method)[["method", "dxa", "predicted", "count"]])
-    columns = ["method", "dxa", "predicted", "count"]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def _tsv(frame: pd.DataFrame) -> str:
     return frame.to_csv(sep="\t", index=False, float_format="%.6g")
 
 
-def _experiments(a) -> dict[str, pd.DataFrame]:
-    """The main experiment's predictions and the robustness experiments' given as
-    ``--experiment NAME=PATH``."""
-    out = {"main": read_predictions(a.predictions)}
-    for item in a.experiment:
-        name, _, path = item.partition("=")
-        if name not in ROBUSTNESS_EXPERIMENTS or not path:
-            raise ValueError(f"--experiment {item!r}: expected NAME=PATH, NAME one of "
-                             f"{', '.join(ROBUSTNESS_EXPERIMENTS)}")  # fmt: skip
-        out[name] = read_predictions(path)
-    if "limited_poses" in out and not a.limited_poses:
-        raise ValueError("the limited_poses experiment needs --limited-poses, the poses trained on")
-    return out
-
-
-ROBUSTNESS_EXPERIMENTS = ("limited_poses", "uncalibrated_ct", "without_hierarchy")
-
-
-def experiment_titles(limited_poses) -> dict[str, str]:
-    """Table 2's section headings (the paper's "pose in training dataset" and "using
-    QCT / CT")."""
-    titles = {
-        "main": "Trained on every pose, phantom-calibrated CT",
-        "uncalibrated_ct": "Trained on every pose, uncalibrated CT (a fixed HU line)",
-        "without_hierarchy": "Trained on every pose, phantom-calibrated CT, without "
-        "hierarchical learning (stage 2 from scratch)",
-    }
-    if limited_poses:
-        titles["limited_poses"] = (
-            f"Trained on {', '.join(limited_poses)} only, phantom-calibrated CT"
-        )
-    return titles
-
-
 def summarise_command(a) -> int:
     if bool(a.checks) != bool(a.out_failure):
         raise ValueError("--checks and --out-failure go together")
-    experiments = _experiments(a)
+    experiments = read_experiments(a.predictions, a.experiment, a.limited_poses)
     predictions = experiments["main"]
     metrics = pd.concat([cohort_metrics(p, e) for e, p in experiments.items()], ignore_index=True)
     write_text(a.out_metrics, _tsv(metrics))
@@ -143,7 +87,7 @@ def summarise_command(a) -> int:
 
 
 def plots_command(a) -> int:
-    experiments = _experiments(a)
+    experiments = read_experiments(a.predictions, a.experiment, a.limited_poses)
     predictions = experiments["main"]
     save_png(scatter_figure(predictions), a.out_scatter)
     save_png(bland_altman_figure(predictions), a.out_bland_altman)
@@ -179,7 +123,7 @@ def compress_command(a) -> int:
 
 def compression_command(a) -> int:
     """The folds' predictions of the compressed radiographs in one table, and its curves."""
-    parts = [read_predictions(p, REQUIRED | {"condition", "bytes"}) for p in a.predictions]
+    parts = [read_predictions(p, REQUIRED_COLUMNS | {"condition", "bytes"}) for p in a.predictions]
     predictions = pd.concat(parts, ignore_index=True)
     write_text(a.out_predictions, _tsv(predictions))
     curves = compression_metrics(predictions)

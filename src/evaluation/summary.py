@@ -12,23 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from conventions.predictions import BMD_TARGETS, LEARNED_METHODS, METHODS, read_predictions
 from evaluation.metrics import bland_altman, icc, mae, pearson, rms_cv, see
 
-# Table 2's rows, in the paper's order, then the references.
-METHODS = {
-    "conventional_regression": "Conventional regression",
-    "decomposition": "Decomposition",
-    "decomposition+regression_frozen": "+ Regression (freeze M_E)",
-    "decomposition+regression": "+ Regression",
-    "gt_pf_drr": "Ground-truth PF-DRR (reference)",
-    "training_mean": "Training-fold mean (null model)",
-}
-# The methods learned from the radiograph (the paper's significance tests compare these).
-LEARNED_METHODS = [
-    "conventional_regression", "decomposition", "decomposition+regression_frozen",
-    "decomposition+regression",
-]  # fmt: skip
-TARGETS = {"dxa_bmd_g_cm2": ("DXA-BMD", "g/cm²"), "qct_bmd_mg_cm3": ("QCT-BMD", "mg/cm³")}
+__all__ = ["LEARNED_METHODS", "METHODS", "TARGETS"]  # Table 2's rows, the paper's order
+TARGETS = BMD_TARGETS  # id → (name, unit)
 METRIC_COLUMNS = [
     "experiment", "method", "target", "n", "n_missing", "pcc", "pcc_p", "icc", "mae", "see",
     "rms_cv_pct", "ba_bias", "ba_lower", "ba_upper", "ba_outliers",
@@ -237,3 +225,38 @@ def pf_intensity_correlations(intensities: pd.DataFrame) -> pd.DataFrame:
             rows.append({"image": image, "target": target, "n": int(ok.sum()), "pcc": r,
                          "pcc_p": p})  # fmt: skip
     return pd.DataFrame(rows, columns=["image", "target", "n", "pcc", "pcc_p"])
+
+
+# The robustness experiments beside "main" (rules/common.smk: EXPERIMENT_SETTINGS).
+ROBUSTNESS_EXPERIMENTS = ("limited_poses", "uncalibrated_ct", "without_hierarchy")
+
+
+def read_experiments(main: str, items=(), limited_poses=()) -> dict[str, pd.DataFrame]:
+    """The main experiment's predictions and the robustness experiments' given as
+    ``NAME=PATH`` items."""
+    out = {"main": read_predictions(main)}
+    for item in items:
+        name, _, path = item.partition("=")
+        if name not in ROBUSTNESS_EXPERIMENTS or not path:
+            raise ValueError(f"--experiment {item!r}: expected NAME=PATH, NAME one of "
+                             f"{', '.join(ROBUSTNESS_EXPERIMENTS)}")  # fmt: skip
+        out[name] = read_predictions(path)
+    if "limited_poses" in out and not limited_poses:
+        raise ValueError("the limited_poses experiment needs --limited-poses, the poses trained on")
+    return out
+
+
+def experiment_titles(limited_poses) -> dict[str, str]:
+    """Table 2's section headings (the paper's "pose in training dataset" and "using
+    QCT / CT")."""
+    titles = {
+        "main": "Trained on every pose, phantom-calibrated CT",
+        "uncalibrated_ct": "Trained on every pose, uncalibrated CT (a fixed HU line)",
+        "without_hierarchy": "Trained on every pose, phantom-calibrated CT, without "
+        "hierarchical learning (stage 2 from scratch)",
+    }
+    if limited_poses:
+        titles["limited_poses"] = (
+            f"Trained on {', '.join(limited_poses)} only, phantom-calibrated CT"
+        )
+    return titles

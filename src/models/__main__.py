@@ -39,12 +39,11 @@ from conventions.errors import InputError, run_cli
 from conventions.files import write_json, write_npz, write_text
 from conventions.geometry import read_json_object
 from conventions.labels import SIDES
+from conventions.predictions import BMD_TARGETS, PREDICTION_COLUMNS
 from conventions.radiograph import read_radiograph
 from conventions.who import NHANES_TOTAL_HIP_WOMEN
 from models.bmd import BmdCalibration
 from models.cross_validation import (
-    BMD_TARGETS,
-    PREDICTION_COLUMNS,
     fold_bmd_predictions,
     pf_drr_checks,
     pf_roi_intensities,

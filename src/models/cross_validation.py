@@ -14,15 +14,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from conventions.predictions import (
+    BMD_TARGETS,
+    CONVENTIONAL,
+    DECOMPOSITION,
+    GT_PF_DRR,
+    NULL_MODEL,
+    REGRESSION,
+    REGRESSION_FROZEN,
+)
 from models.bmd import fit_bmd_calibration, roi_mean
 from models.data import block_mean, load_input, standardise
 from models.plausibility import FEATURES, PlausibleRange
 from models.train import load_checkpoint
 from models.train_regression import RegressionConfig, predict_bmd, regressor_from_checkpoint
-
-BMD_TARGETS = ("dxa_bmd_g_cm2", "qct_bmd_mg_cm3")
-PREDICTION_COLUMNS = ["subject_id", "image", "pose", "fold", "method", "target", "prediction",
-                      "truth"]  # fmt: skip
 
 
 def prediction_rows(table, which, fold, method, target, estimate) -> list[dict]:
@@ -53,9 +58,9 @@ def fold_bmd_predictions(
     # fold's ground-truth PF-DRRs (the paper's Fig. 4; the network is trained to
     # reproduce them) or, with --bmd-fit predicted, on the network's own predictions of
     # its training radiographs (which it has fitted, not predicted).
-    fit_images = {"decomposition": truth_images if bmd_fit == "ground_truth" else predicted,
-                  "gt_pf_drr": truth_images}  # fmt: skip
-    for method, images in (("decomposition", predicted), ("gt_pf_drr", truth_images)):
+    fit_images = {DECOMPOSITION: truth_images if bmd_fit == "ground_truth" else predicted,
+                  GT_PF_DRR: truth_images}  # fmt: skip
+    for method, images in ((DECOMPOSITION, predicted), (GT_PF_DRR, truth_images)):
         for target in BMD_TARGETS:
             values = table[target].to_numpy(float)
             fit_rows = is_train & np.isfinite(values)
@@ -84,7 +89,7 @@ def fold_bmd_predictions(
         fit = is_train & np.isfinite(values)
         if fit.any():
             mean = np.full(len(table), values[fit].mean())
-            rows += prediction_rows(table, is_test, fold, "training_mean", target, mean)
+            rows += prediction_rows(table, is_test, fold, NULL_MODEL, target, mean)
     return rows, calibrations
 
 
@@ -136,9 +141,9 @@ def regression_method(cfg: RegressionConfig, epoch: int) -> str:
     """The method a regressor's predictions are reported under (Table 2's rows): stage
     three's checkpoint after ``epoch`` epochs is the frozen or the fine-tuned model."""
     if cfg.kind == "conventional":
-        return "conventional_regression"
+        return CONVENTIONAL
     frozen = epoch <= cfg.epochs
-    return "decomposition+regression_frozen" if frozen else "decomposition+regression"
+    return REGRESSION_FROZEN if frozen else REGRESSION
 
 
 def regressor_rows(table: pd.DataFrame, checkpoints, fold: int, xrays=None) -> list[dict]:

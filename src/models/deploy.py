@@ -35,10 +35,10 @@ from conventions.errors import InputError
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
 from conventions.labels import SIDES
+from conventions.predictions import BMD_TARGETS, DECOMPOSITION, REGRESSION
 from conventions.radiograph import Radiograph
 from conventions.who import t_score, who_category
 from models.bmd import BmdCalibration, fit_bmd_calibration
-from models.cross_validation import BMD_TARGETS
 from models.data import fold_rows, fold_subjects, load_pair
 from models.networks import Generator
 from models.plausibility import PlausibleRange
@@ -125,7 +125,7 @@ def cross_validated_metrics(metrics_tsv: str | Path | None) -> list[dict]:
         m = m[m["experiment"] == "main"]
     if "condition" in m.columns:
         m = m[m["condition"].isna() | (m["condition"].astype(str) == "original")]
-    m = m[m["method"].isin(["decomposition", "decomposition+regression"])]
+    m = m[m["method"].isin([DECOMPOSITION, REGRESSION])]
     keep = [
         c
         for c in ("method", "target", "n", "pcc", "icc", "mae", "see", "rms_cv_pct")
@@ -308,14 +308,14 @@ def _hip(model: DeployedModel, pixels: np.ndarray, side: str) -> tuple[dict, np.
     for target in BMD_TARGETS:
         estimates = {}
         if target in model.calibrations:
-            estimates["decomposition"] = float(model.calibrations[target].predict([small])[0])
+            estimates[DECOMPOSITION] = float(model.calibrations[target].predict([small])[0])
         if target in model.regressors:  # stage three reads the same input
-            estimates["decomposition+regression"] = float(
+            estimates[REGRESSION] = float(
                 predict_bmd(model.regressors[target], out["model_input"][None])[0]
             )
         if estimates:
             # The paper's best reading is stage three's; the PF-DRR's stands in without it.
-            reported = estimates.get("decomposition+regression", estimates.get("decomposition"))
+            reported = estimates.get(REGRESSION, estimates.get(DECOMPOSITION))
             record[target] = {"value": reported, "unit": UNITS[target], "methods": estimates}
     if "dxa_bmd_g_cm2" in record:
         ref = model.t_reference
@@ -400,8 +400,8 @@ def _metric_lines(rows: list[dict]) -> list[str]:
     if not rows:
         return ["No cross-validated metrics were given to the packaging."]
     names = {
-        "decomposition": "decomposition (PF-DRR → BMD)",
-        "decomposition+regression": "decomposition + regression",
+        DECOMPOSITION: "decomposition (PF-DRR → BMD)",
+        REGRESSION: "decomposition + regression",
     }
     lines = [
         "| method | target | PCC | ICC | MAE | SEE | RMS-CV % |",

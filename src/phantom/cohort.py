@@ -14,7 +14,7 @@ from conventions.geometry import read_json_object
 from conventions.hip_regions import neck_roi_mask, pf_region_mask, spill_shell
 from conventions.labels import BONE_LABELS
 from conventions.landmarks import write_landmarks
-from drr.simulate import write_dicom_dx
+from conventions.radiograph import write_dicom_dx
 from phantom import variants
 from phantom.acquisition import MUSCLE_MG_CM3, acquire_ct, compose_hu, draw_scanner
 from phantom.anatomy import (

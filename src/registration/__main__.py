@@ -34,14 +34,18 @@ import SimpleITK as sitk
 
 from conventions.ct import read_ct, require_same_grid
 from conventions.errors import InputError, run_cli
-from conventions.labels import femur_label
 from conventions.landmarks import read_landmarks
 from conventions.pose import Pose, read_pose, write_pose
 from conventions.radiograph import Radiograph, read_radiograph
-from drr.quantities import hu_to_linear_attenuation
-from drr.volume import Volume
 from registration.assess import Thresholds, body_points
-from registration.bodies import PELVIS_LABELS, body_volume, hip_bodies
+from registration.bodies import (
+    PELVIS_LABELS,
+    body_volume,
+    hip_bodies,
+    label_centroid,
+    missing_hip_bodies,
+    whole_ct_volume,
+)
 from registration.hip import (
     PELVIS_SEARCH,
     BodyResult,
@@ -70,12 +74,6 @@ def labels_array(path: str, ct: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(image).astype(np.int32)
 
 
-def centroid(labels: np.ndarray, values, image: sitk.Image) -> np.ndarray:
-    """Centre of mass (LPS mm) of the voxels carrying ``values``."""
-    idx = np.argwhere(np.isin(labels, list(values))).mean(axis=0)[::-1]  # (x, y, z)
-    return np.array(image.TransformContinuousIndexToPhysicalPoint(idx.tolist()))
-
-
 def search_device(device: str) -> str | None:
     """None for the CPU (NumPy and the numba kernels, no torch), else the torch device."""
     return None if device == "cpu" else device
@@ -100,8 +98,7 @@ def body_command(a) -> int:
             raise InputError(a.mask, f"no voxel carries the labels {values}")
         volume = body_volume(ct, labels, values, "body")
     else:
-        hu = sitk.GetArrayFromImage(ct).astype(np.float32)
-        volume = Volume.from_image(ct, value=hu_to_linear_attenuation(hu)).cropped_to_support()
+        volume = whole_ct_volume(ct)
     if a.centre:
         centre = np.array([float(v) for v in a.centre.split(",")])
     else:
@@ -133,15 +130,7 @@ def body_command(a) -> int:
 def hip_command(a) -> int:
     ct = read_ct(a.ct)
     labels = labels_array(a.bone_labels, ct)
-    present = set(np.unique(labels).tolist())
-    missing = [
-        name
-        for name, values in (
-            ("hip bones or sacrum", PELVIS_LABELS),
-            (f"the target femur ({a.side})", [femur_label(a.side)]),
-        )
-        if not present.intersection(values)
-    ]
+    missing = missing_hip_bodies(labels, a.side)
     if missing:
         raise InputError(
             a.bone_labels,
@@ -153,7 +142,9 @@ def hip_command(a) -> int:
         raise InputError(a.landmarks, f"no {target}: the target femur's head centre")
     other = "head_center_" + ("R" if a.side == "L" else "L")
     # One femur only: the hip bones' centre of mass stands for the heads' midpoint.
-    midline = (lm[target] + lm[other]) / 2.0 if other in lm else centroid(labels, PELVIS_LABELS, ct)
+    midline = (
+        (lm[target] + lm[other]) / 2.0 if other in lm else label_centroid(labels, PELVIS_LABELS, ct)
+    )
     r = read_xray(a.xray, a.geometry)
     init = {
         "pelvis": read_pose(a.init_pelvis).camera_from_ct if a.init_pelvis else None,

@@ -80,3 +80,25 @@ def hip_bodies(
             image, labels, [femur_label(other)], "femur_other", excess=excess, grown=grown
         ),
     }
+
+
+def whole_ct_volume(ct: sitk.Image) -> Volume:
+    """The whole CT as one rigid body: every voxel's linear attenuation, cropped to what
+    attenuates (the issue-6 form of ``python -m registration body``)."""
+    hu = sitk.GetArrayFromImage(ct).astype(np.float32)
+    return Volume.from_image(ct, value=hu_to_linear_attenuation(hu)).cropped_to_support()
+
+
+def missing_hip_bodies(labels: np.ndarray, side: str) -> list[str]:
+    """What the hip registration needs and ``labels`` lacks: the pelvis's bones, the
+    target femur."""
+    present = set(np.unique(labels).tolist())
+    needed = (("hip bones or sacrum", PELVIS_LABELS),
+              (f"the target femur ({side})", [femur_label(side)]))  # fmt: skip
+    return [name for name, values in needed if not present.intersection(values)]
+
+
+def label_centroid(labels: np.ndarray, values, image: sitk.Image) -> np.ndarray:
+    """Centre of mass (LPS mm) of the voxels carrying ``values``."""
+    idx = np.argwhere(np.isin(labels, list(values))).mean(axis=0)[::-1]  # (x, y, z)
+    return np.array(image.TransformContinuousIndexToPhysicalPoint(idx.tolist()))
