@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from conventions.errors import InputError
-from conventions.files import write_json, write_text
+from conventions.files import atomic_path, write_json, write_text
 from conventions.geometry import read_json_object
 from conventions.labels import SIDES
 from conventions.predictions import BMD_TARGETS, DECOMPOSITION, REGRESSION
@@ -43,7 +43,7 @@ from models.data import fold_rows, fold_subjects, load_pair
 from models.networks import Generator
 from models.plausibility import PlausibleRange
 from models.predict import load_generator, predict_images, predict_radiograph
-from models.train import load_checkpoint
+from models.train import load_checkpoint, save_weights
 from models.train_regression import predict_bmd, regressor_from_checkpoint
 
 FORMAT_VERSION = 1
@@ -72,7 +72,7 @@ def software_versions() -> dict[str, str]:
 
 def _lean_generator(checkpoint: str | Path, path: Path) -> dict:
     ckpt = load_checkpoint(checkpoint)
-    torch.save({"generator": ckpt["generator"], "config": ckpt["config"]}, path)
+    save_weights({"generator": ckpt["generator"], "config": ckpt["config"]}, path)
     return ckpt["config"]
 
 
@@ -88,7 +88,7 @@ def _lean_regressor_file(checkpoint: str | Path, out: Path, factor: int) -> str:
             f"generator's factor {factor}",
         )
     name = f"regressor_{config['target']}.pt"
-    torch.save({"model": ckpt["model"], "config": config}, out / name)
+    save_weights({"model": ckpt["model"], "config": config}, out / name)
     return name
 
 
@@ -391,8 +391,8 @@ def overlay_figure(pixels: np.ndarray, pf_drr: np.ndarray, hips: list[dict], pat
     ax.set_axis_off()
     ax.set_title("PF-DRR predicted from the radiograph", fontsize=9)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 

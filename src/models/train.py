@@ -116,8 +116,14 @@ def save_checkpoint(
         "rng": {"torch": torch.get_rng_state(), "loader": loader_rng.get_state()},
         "identity": identity,
     }
-    # Saved through a buffer: torch names the archive's folder after the file it writes,
-    # which would put the temporary name into the bytes (same run, different file).
+    save_weights(doc, path)
+
+
+def save_weights(doc: dict, path: str | Path) -> None:
+    """``torch.save`` of tensors and plain values, through a temporary name (a killed job
+    leaves no file that looks complete). Saved through a buffer: torch names the
+    archive's folder after the file it writes, which would put the temporary name into
+    the bytes (same run, different file)."""
     buffer = io.BytesIO()
     torch.save(doc, buffer)
     with atomic_path(path) as tmp:
