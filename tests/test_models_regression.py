@@ -54,10 +54,22 @@ def test_regression_head_reads_the_quarter_resolution_representation():
         RegressionHead(32, (6, 8), dims=(16, 32))
 
 
-def test_conventional_regressor_has_no_batch_norm():
+def test_the_conventional_baseline_learns_instead_of_collapsing(tmp_path):
+    """The baseline fits its training ROIs: its predictions spread and follow BMD. With
+    the decomposition's group normalisation it collapsed to the fold's mean (predictions'
+    SD 0.001 of a BMD SD of 0.17 on these pairs; 0.08 with its own batch norm)."""
     model = ConventionalRegressor("resnet18")
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    assert model(torch.rand(2, 1, 32, 32)).shape == (2,)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    subjects = [f"S{i:03d}" for i in range(17)]  # 17 % 4 = 1: a last batch of one
+    table = write_tiny_pairs(tmp_path / "pairs", len(subjects), seed=1)
+    data = RegressionDataset(table, subjects, "dxa_bmd_g_cm2", roi_size=32)
+    cfg = RegressionConfig(kind="conventional", epochs=15, lr=1e-3, augment=False,
+                           roi_size=32, image_size=(32, 32))  # fmt: skip
+    run = train_regressor(data, cfg, tmp_path / "b", progress=False)
+    with torch.no_grad():
+        pred = run["model"].eval()(torch.from_numpy(np.stack(data.inputs))[:, None]).numpy()
+    assert pred.std() > 0.25 * data.bmd.std()
+    assert np.corrcoef(pred, data.bmd)[0, 1] > 0.5
 
 
 def test_proximal_femur_roi_is_centred_on_the_region():

@@ -174,8 +174,15 @@ def train_regressor(
         run.model.target_mean.fill_(float(bmd.mean()))
         run.model.target_sd.fill_(float(bmd.std()) if bmd.std() > 0 else 1.0)
     mean, sd = run.model.target_mean, run.model.target_sd
+    # Batch normalisation (the baseline's CNN) cannot train on a batch of one: a last,
+    # single-radiograph batch is left out of that epoch.
+    single_last = cfg.kind == "conventional" and len(dataset) % cfg.batch_size == 1
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, shuffle=True, generator=loader_rng, drop_last=False
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        generator=loader_rng,
+        drop_last=single_last,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     phase_names = ("frozen", "finetune") if cfg.kind == "decomposition" else ("train",)
