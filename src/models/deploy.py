@@ -123,8 +123,6 @@ def cross_validated_metrics(metrics_tsv: str | Path | None) -> list[dict]:
     m = pd.read_csv(metrics_tsv, sep="\t")
     if "experiment" in m.columns:
         m = m[m["experiment"] == "main"]
-    if "condition" in m.columns:
-        m = m[m["condition"].isna() | (m["condition"].astype(str) == "original")]
     m = m[m["method"].isin([DECOMPOSITION, REGRESSION])]
     keep = [
         c
