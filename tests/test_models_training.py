@@ -3,6 +3,8 @@ radiograph and target, safe checkpoints."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +14,8 @@ from conventions.files import write_npz
 from models.bmd import thresholded_mean
 from models.data import PairDataset, load_pair, paper_augmentation
 from models.predict import load_generator, predict_images
-from models.train import TrainConfig, load_checkpoint, train_stage
+from models.train import Stage, TrainConfig, load_checkpoint, restart_period, train_stage
+from models.train_regression import RegressionConfig, RegressionRun
 from tiny_pairs import write_tiny_pairs
 
 PCC_FLOOR = 0.7
@@ -59,6 +62,39 @@ def test_a_run_interrupted_and_resumed_equals_an_uninterrupted_one(tiny_dataset,
     assert {"l1", "gc", "adversarial", "feature_matching", "discriminator"} <= set(
         whole["history"][0]
     )
+
+
+@pytest.mark.parametrize(
+    "epochs, restart, period",
+    [(15, 10, 15), (40, 10, 10), (8, 10, 8), (630, 10, 10), (12, 10, 12), (13, 10, 13), (4, 10, 4)],
+)
+def test_the_restart_period_divides_the_epochs(epochs, restart, period):
+    assert restart_period(epochs, restart) == period
+
+
+def epoch_learning_rates(optimizer, scheduler, epochs: int) -> list[float]:
+    """The learning rate each epoch trains at, the scheduler stepped after each."""
+    rates = []
+    for _ in range(epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    return rates
+
+
+def test_every_schedule_ends_at_the_bottom_of_a_cycle():
+    """15 epochs at a period of 10 used to end at half the learning rate, five epochs into
+    a new cycle: the weights a run keeps were taken far from a minimum."""
+    stage = Stage(config(epochs=15, restart_epochs=10), torch.device("cpu"))
+    for opt, sched in ((stage.opt_g, stage.sched_g), (stage.opt_d, stage.sched_d)):
+        rates = epoch_learning_rates(opt, sched, 15)
+        assert rates[0] == pytest.approx(1e-3)
+        assert rates[-1] < 0.02 * rates[0]
+        assert all(a > b for a, b in itertools.pairwise(rates))  # no restart
+    run = RegressionRun(
+        RegressionConfig(kind="conventional", epochs=15, lr=1e-3), torch.device("cpu")
+    )
+    rates = epoch_learning_rates(run.opt, run.sched, 15)
+    assert rates[-1] < 0.02 * rates[0]
 
 
 def test_another_runs_checkpoint_is_not_resumed(tiny_dataset, tmp_path):

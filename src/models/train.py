@@ -32,7 +32,7 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 6e-5  # the paper's
     weight_decay: float = 1e-2  # the paper's
-    restart_epochs: int = 10  # cosine warm restarts' first period
+    restart_epochs: int = 10  # cosine warm restarts' period, fitted to the epochs
     checkpoint_every: int = 5
     backbone: str = "hrnet_w18_small"
     width: int = 16
@@ -53,6 +53,29 @@ class TrainConfig:
         d = dict(d)
         d["weights"] = LossWeights(**d.get("weights", {}))
         return cls(**d)
+
+
+def restart_period(epochs: int, restart_epochs: int) -> int:
+    """The period of the cosine warm restarts: the divisor of ``epochs`` nearest to
+    ``restart_epochs`` (ties to the longer), so that training ends at the bottom of a
+    cycle. A period that does not divide the epochs ends training part-way down a cycle,
+    at up to the full learning rate just after a restart: 15 epochs at a period of 10 end
+    at half of it, with the last five epochs' weights still far from a minimum."""
+    epochs, restart_epochs = int(epochs), int(restart_epochs)
+    if epochs < 1 or restart_epochs < 1:
+        raise ValueError(f"epochs ({epochs}) and restart_epochs ({restart_epochs}) must be ≥ 1")
+    divisors = [d for d in range(1, epochs + 1) if epochs % d == 0]
+    return min(divisors, key=lambda d: (abs(d - restart_epochs), -d))
+
+
+def cosine_restarts(
+    optimizer: torch.optim.Optimizer, epochs: int, restart_epochs: int
+) -> torch.optim.lr_scheduler.CosineAnnealingWarmRestarts:
+    """Cosine annealing with warm restarts (stepped once an epoch) whose cycles end with
+    training (:func:`restart_period`)."""
+    return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        optimizer, restart_period(epochs, restart_epochs)
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -80,12 +103,8 @@ class Stage:
         kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": (0.5, 0.999)}
         self.opt_g = torch.optim.AdamW(self.generator.parameters(), **kw)
         self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), **kw)
-        self.sched_g = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            self.opt_g, cfg.restart_epochs
-        )
-        self.sched_d = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            self.opt_d, cfg.restart_epochs
-        )
+        self.sched_g = cosine_restarts(self.opt_g, cfg.epochs, cfg.restart_epochs)
+        self.sched_d = cosine_restarts(self.opt_d, cfg.epochs, cfg.restart_epochs)
 
     def state(self) -> dict:
         return {

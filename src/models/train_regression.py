@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from models.regression import ConventionalRegressor, DecompositionRegressor, weighted_l1
 from models.train import (
+    cosine_restarts,
     load_checkpoint,
     open_run,
     resume_checkpoint,
@@ -41,7 +42,7 @@ class RegressionConfig:
     lr: float = 6e-5
     finetune_lr: float = 8e-6
     weight_decay: float = 1e-2
-    restart_epochs: int = 10
+    restart_epochs: int = 10  # cosine warm restarts' period, fitted to each phase
     batch_size: int = 4
     checkpoint_every: int = 5
     augment: bool = True  # the paper's augmentations
@@ -111,9 +112,8 @@ class RegressionRun:
         params = self.model.head.parameters() if frozen else self.model.parameters()
         lr = self.cfg.finetune_lr if phase == 1 else self.cfg.lr
         self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            self.opt, self.cfg.restart_epochs
-        )
+        epochs = self.cfg.finetune_epochs if phase == 1 else self.cfg.epochs
+        self.sched = cosine_restarts(self.opt, max(epochs, 1), self.cfg.restart_epochs)
 
     def state(self) -> dict:
         return {
