@@ -14,10 +14,12 @@ femur).
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
-import cma
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -26,6 +28,26 @@ from conventions.pose import rotation_matrix_about, transform_points
 from conventions.similarity import GradientCorrelation
 from drr.projector import project, project_tensor
 from drr.volume import Volume
+
+
+def _import_cma():
+    """The ``cma`` package without the optional imports it falls back from: pyplot (for
+    its plots) and scipy.stats (for its surrogate models), neither of which the search
+    uses, and 0.5-1 s of every registration job's start-up. Modules another part of the
+    process imported before are left alone, and nothing stays blocked afterwards."""
+    blocked = [name for name in ("matplotlib", "scipy.stats") if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(blocked))  # None: an import of it raises ImportError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Could not import matplotlib.pyplot ..."
+            return importlib.import_module("cma")
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
+cma = _import_cma()
 
 # Search scales (1 SD of CMA-ES's first generation) and bounds of the correction, in the
 # order of its parameters: rotation vector about camera x, y, z (degrees), translation
