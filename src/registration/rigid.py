@@ -70,6 +70,7 @@ class Level:
     # to 6 mm put the real CT's pelvis 3-4 mm off in depth.
     voxel_mm: float | None = None
     step_scale: float = 1.0  # CMA-ES's first spread, as a fraction of ``steps``
+    integrator: str = "trilinear"  # the DRRs' line integrals (drr.projector)
 
     def image_factor(self, geometry: ProjectionGeometry) -> int:
         """Radiograph pixels binned per side: the nearest to ``pixel_mm``, at least 1."""
@@ -173,6 +174,7 @@ class Scene:
             else self._array(downsample_image(background, f)[: g.rows, : g.cols])
         )
         self.volume = downsample_volume(volume, level.volume_factor(volume.spacing_mm, f))
+        self.integrator = level.integrator
         self.similarity = GradientCorrelation(self.fixed, self.mask, level.sigma_px)
 
     def _array(self, a: np.ndarray):
@@ -186,9 +188,12 @@ class Scene:
     def drr(self, poses: np.ndarray):
         """The moving images (B, rows, cols): the body's DRR plus the background."""
         if self.device is None:
-            d = project(self.volume, self.geometry, poses).sum(axis=1)
+            d = project(self.volume, self.geometry, poses, integrator=self.integrator)
         else:
-            d = project_tensor(self.volume, self.geometry, poses, device=self.device).sum(dim=1)
+            d = project_tensor(
+                self.volume, self.geometry, poses, integrator=self.integrator, device=self.device
+            )
+        d = d.sum(axis=1) if self.device is None else d.sum(dim=1)
         return d if self.background is None else d + self.background
 
     def gc(self, poses: np.ndarray) -> np.ndarray:
