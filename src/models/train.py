@@ -78,6 +78,13 @@ def cosine_restarts(
     )
 
 
+def adamw(params, **kw) -> torch.optim.AdamW:
+    """AdamW, fused: one kernel over every parameter instead of a Python loop of small
+    ops. On the CPU the loop was two thirds of a step of the baseline's ResNet-18 on
+    32 × 32 ROIs (78 -> 39 ms a step; docs/performance.md)."""
+    return torch.optim.AdamW(params, fused=True, **kw)
+
+
 def seed_everything(seed: int) -> None:
     """Seeds torch's generator: the only global one training draws from (initial weights,
     augmentation); the loader's shuffling has its own."""
@@ -101,8 +108,8 @@ class Stage:
             width=cfg.discriminator_width, scales=cfg.discriminator_scales
         ).to(device)
         kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": (0.5, 0.999)}
-        self.opt_g = torch.optim.AdamW(self.generator.parameters(), **kw)
-        self.opt_d = torch.optim.AdamW(self.discriminator.parameters(), **kw)
+        self.opt_g = adamw(self.generator.parameters(), **kw)
+        self.opt_d = adamw(self.discriminator.parameters(), **kw)
         self.sched_g = cosine_restarts(self.opt_g, cfg.epochs, cfg.restart_epochs)
         self.sched_d = cosine_restarts(self.opt_d, cfg.epochs, cfg.restart_epochs)
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from models.regression import ConventionalRegressor, DecompositionRegressor, weighted_l1
 from models.train import (
+    adamw,
     cosine_restarts,
     load_checkpoint,
     open_run,
@@ -111,7 +112,7 @@ class RegressionRun:
             self.model.encoder.requires_grad_(not frozen)
         params = self.model.head.parameters() if frozen else self.model.parameters()
         lr = self.cfg.finetune_lr if phase == 1 else self.cfg.lr
-        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.weight_decay)
+        self.opt = adamw(params, lr=lr, weight_decay=self.cfg.weight_decay)
         epochs = self.cfg.finetune_epochs if phase == 1 else self.cfg.epochs
         self.sched = cosine_restarts(self.opt, max(epochs, 1), self.cfg.restart_epochs)
 
