@@ -55,6 +55,8 @@ def test_a_run_interrupted_and_resumed_equals_an_uninterrupted_one(tiny_dataset,
     assert not (tmp_path / "cut" / "final.pt").exists()
     resumed = train_stage(ds, config(), tmp_path / "cut", progress=False)
     assert resumed["history"] == whole["history"]
+    # A finished run keeps final.pt only: last.pt would be a copy of the same state.
+    assert not any((tmp_path / d / "last.pt").exists() for d in ("whole", "cut"))
     a = load_checkpoint(tmp_path / "whole" / "final.pt")["generator"]
     b = load_checkpoint(tmp_path / "cut" / "final.pt")["generator"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,7 +1,7 @@
 """Training of a decomposition stage: generator and discriminators, the paper's losses,
 AdamW with cosine warm restarts, checkpoints and exact resumption.
 
-A checkpoint (``last.pt`` every ``checkpoint_every`` epochs, ``final.pt`` at the end)
+A checkpoint (``last.pt`` every ``checkpoint_every`` epochs, replaced by ``final.pt``)
 holds the weights, optimisers, schedulers, the epoch, the loss history and the random
 states (torch's, the loader's shuffling), so a run killed after epoch k and resumed
 repeats epoch k+1 exactly as an uninterrupted run would. Checkpoints hold tensors and
@@ -192,6 +192,12 @@ def run_identity(config: dict, data_fingerprint: str, init_from: str | Path | No
     return digest.hexdigest()
 
 
+def retire_last_checkpoint(out: Path) -> None:
+    """Remove ``last.pt`` once ``final.pt`` holds the finished run: it was a copy of the
+    same state at best, half of a run's model files (the demo's: 2.8 of 5.8 GB)."""
+    (Path(out) / "last.pt").unlink(missing_ok=True)
+
+
 def resume_checkpoint(out: Path, loader_rng: torch.Generator, identity: str) -> dict | None:
     """``out/last.pt``'s contents with the random states it saved restored, or None for
     a fresh run (no checkpoint, or one another run wrote: see :func:`run_identity`).
@@ -269,9 +275,11 @@ def train_stage(
         stage.sched_d.step()
         history.append({"epoch": epoch + 1, **{k: v / len(dataset) for k, v in sums.items()}})
         done = epoch + 1
-        if done % cfg.checkpoint_every == 0 or done == cfg.epochs:
+        stopping = stop_after_epoch is not None and done >= stop_after_epoch
+        if (done % cfg.checkpoint_every == 0 and done < cfg.epochs) or stopping:
             save_checkpoint(out / "last.pt", stage, done, history, loader_rng, identity)
-        if stop_after_epoch is not None and done >= stop_after_epoch:
+        if stopping:
             return {"history": history, "stage": stage}
     save_checkpoint(out / "final.pt", stage, cfg.epochs, history, loader_rng, identity)
+    retire_last_checkpoint(out)
     return {"history": history, "stage": stage}

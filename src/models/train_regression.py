@@ -26,6 +26,7 @@ from models.train import (
     load_checkpoint,
     open_run,
     resume_checkpoint,
+    retire_last_checkpoint,
     run_identity,
     save_checkpoint,
     seed_everything,
@@ -217,11 +218,13 @@ def train_regressor(
         done = epoch + 1
         if cfg.kind == "decomposition" and done == cfg.epochs:
             save_checkpoint(out / "frozen.pt", run, done, history, loader_rng, identity)
-        if done % cfg.checkpoint_every == 0 or done == cfg.total_epochs:
+        stopping = stop_after_epoch is not None and done >= stop_after_epoch
+        if (done % cfg.checkpoint_every == 0 and done < cfg.total_epochs) or stopping:
             save_checkpoint(out / "last.pt", run, done, history, loader_rng, identity)
-        if stop_after_epoch is not None and done >= stop_after_epoch:
+        if stopping:
             return {"history": history, "model": run.model}
     save_checkpoint(out / "final.pt", run, cfg.total_epochs, history, loader_rng, identity)
+    retire_last_checkpoint(out)
     return {"history": history, "model": run.model}
 
 
