@@ -192,9 +192,18 @@ def run_identity(config: dict, data_fingerprint: str, init_from: str | Path | No
     return digest.hexdigest()
 
 
-def retire_last_checkpoint(out: Path) -> None:
-    """Remove ``last.pt`` once ``final.pt`` holds the finished run: it was a copy of the
-    same state at best, half of a run's model files (the demo's: 2.8 of 5.8 GB)."""
+def end_of_epoch(done: int, total: int, every: int, stop_after: int | None) -> tuple[bool, bool]:
+    """(write ``last.pt``, stop here) after epoch ``done`` of ``total``: a checkpoint every
+    ``every`` epochs before the last one (``final.pt`` holds the last), and one where the
+    run is told to stop early, so that it resumes from there."""
+    stop = stop_after is not None and done >= stop_after
+    return (done % every == 0 and done < total) or stop, stop
+
+
+def save_final_checkpoint(out: Path, state, total: int, history, loader_rng, identity) -> None:
+    """``final.pt``, which replaces ``last.pt``: that was a copy of the same state at best,
+    half of a run's model files (the demo's: 2.8 of 5.8 GB)."""
+    save_checkpoint(out / "final.pt", state, total, history, loader_rng, identity)
     (Path(out) / "last.pt").unlink(missing_ok=True)
 
 
@@ -275,11 +284,10 @@ def train_stage(
         stage.sched_d.step()
         history.append({"epoch": epoch + 1, **{k: v / len(dataset) for k, v in sums.items()}})
         done = epoch + 1
-        stopping = stop_after_epoch is not None and done >= stop_after_epoch
-        if (done % cfg.checkpoint_every == 0 and done < cfg.epochs) or stopping:
+        save_last, stop = end_of_epoch(done, cfg.epochs, cfg.checkpoint_every, stop_after_epoch)
+        if save_last:
             save_checkpoint(out / "last.pt", stage, done, history, loader_rng, identity)
-        if stopping:
+        if stop:
             return {"history": history, "stage": stage}
-    save_checkpoint(out / "final.pt", stage, cfg.epochs, history, loader_rng, identity)
-    retire_last_checkpoint(out)
+    save_final_checkpoint(out, stage, cfg.epochs, history, loader_rng, identity)
     return {"history": history, "stage": stage}

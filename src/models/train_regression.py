@@ -23,12 +23,13 @@ from models.regression import ConventionalRegressor, DecompositionRegressor, wei
 from models.train import (
     adamw,
     cosine_restarts,
+    end_of_epoch,
     load_checkpoint,
     open_run,
     resume_checkpoint,
-    retire_last_checkpoint,
     run_identity,
     save_checkpoint,
+    save_final_checkpoint,
     seed_everything,
 )
 
@@ -218,13 +219,14 @@ def train_regressor(
         done = epoch + 1
         if cfg.kind == "decomposition" and done == cfg.epochs:
             save_checkpoint(out / "frozen.pt", run, done, history, loader_rng, identity)
-        stopping = stop_after_epoch is not None and done >= stop_after_epoch
-        if (done % cfg.checkpoint_every == 0 and done < cfg.total_epochs) or stopping:
+        save_last, stop = end_of_epoch(
+            done, cfg.total_epochs, cfg.checkpoint_every, stop_after_epoch
+        )
+        if save_last:
             save_checkpoint(out / "last.pt", run, done, history, loader_rng, identity)
-        if stopping:
+        if stop:
             return {"history": history, "model": run.model}
-    save_checkpoint(out / "final.pt", run, cfg.total_epochs, history, loader_rng, identity)
-    retire_last_checkpoint(out)
+    save_final_checkpoint(out, run, cfg.total_epochs, history, loader_rng, identity)
     return {"history": history, "model": run.model}
 
 

@@ -188,12 +188,11 @@ class Scene:
     def drr(self, poses: np.ndarray):
         """The moving images (B, rows, cols): the body's DRR plus the background."""
         if self.device is None:
-            d = project(self.volume, self.geometry, poses, integrator=self.integrator)
+            d = project(self.volume, self.geometry, poses, integrator=self.integrator).sum(axis=1)
         else:
             d = project_tensor(
                 self.volume, self.geometry, poses, integrator=self.integrator, device=self.device
-            )
-        d = d.sum(axis=1) if self.device is None else d.sum(dim=1)
+            ).sum(dim=1)
         return d if self.background is None else d + self.background
 
     def gc(self, poses: np.ndarray) -> np.ndarray:
