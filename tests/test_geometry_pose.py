@@ -20,6 +20,7 @@ from conventions.pose import (
     read_pose,
     rigid_matrix,
     rotation_about,
+    rotation_from_rotvec,
     rotation_matrix_about,
     transform_points,
     write_pose,
@@ -178,3 +179,21 @@ def test_a_rotation_about_a_point_keeps_the_point_and_turns_the_rest():
         np.testing.assert_allclose(m, rotation_matrix_about(centre, r))
         np.testing.assert_allclose(transform_points(m, centre[None])[0], centre, atol=1e-12)
         np.testing.assert_allclose(transform_points(m, points), (points - centre) @ r.T + centre)
+
+
+def test_rotation_from_rotvec_is_scipys_rotation_at_every_angle_scale():
+    """Rodrigues' formula against scipy's quaternion route, from 1e-10 rad (the small-angle
+    series) to beyond π, one vector and a stack, plus two closed forms."""
+    rng = np.random.default_rng(5)
+    v = np.concatenate([rng.normal(size=(200, 3)) * s for s in (1e-10, 1e-5, 1e-2, 1.0, 4.0)])
+    np.testing.assert_allclose(
+        rotation_from_rotvec(v), Rotation.from_rotvec(v).as_matrix(), atol=1e-14
+    )
+    np.testing.assert_allclose(
+        rotation_from_rotvec(v[3]), Rotation.from_rotvec(v[3]).as_matrix(), atol=1e-14
+    )
+    np.testing.assert_array_equal(rotation_from_rotvec(np.zeros(3)), np.eye(3))
+    quarter_turn_z = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(
+        rotation_from_rotvec([0.0, 0.0, np.pi / 2]), quarter_turn_z, atol=1e-15
+    )

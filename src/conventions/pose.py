@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from conventions.errors import InputError
 from conventions.files import write_json
@@ -115,10 +114,29 @@ def rotation_matrix_about(center: np.ndarray, rotation: np.ndarray) -> np.ndarra
     return out
 
 
+def rotation_from_rotvec(rotvec_rad: np.ndarray) -> np.ndarray:
+    """3×3 rotation matrix of a rotation vector (axis × angle, radians); a stack (N, 3)
+    gives (N, 3, 3). Rodrigues' formula, written out because scipy.spatial's import
+    costs every job that reads a pose half a second (docs/performance.md)."""
+    v = np.asarray(rotvec_rad, dtype=np.float64)
+    theta2 = np.sum(v * v, axis=-1)[..., None, None]
+    theta = np.sqrt(theta2)
+    small = theta2 < 1e-8  # the series to θ⁴ is exact to float64 there
+    safe = np.where(small, 1.0, theta)
+    a = np.where(small, 1.0 - theta2 / 6.0 + theta2**2 / 120.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5 - theta2 / 24.0 + theta2**2 / 720.0, (1.0 - np.cos(safe)) / safe**2)
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    zero = np.zeros_like(x)
+    k = np.stack(
+        [np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)],
+        -2,
+    )
+    return np.eye(3) + a * k + b * (k @ k)
+
+
 def rotation_about(center: np.ndarray, rotvec_rad: np.ndarray) -> np.ndarray:
     """4×4 rotation by a rotation vector (radians) about a fixed ``center`` point."""
-    r = Rotation.from_rotvec(np.asarray(rotvec_rad, dtype=np.float64)).as_matrix()
-    return rotation_matrix_about(center, r)
+    return rotation_matrix_about(center, rotation_from_rotvec(rotvec_rad))
 
 
 def ap_pose(isocenter_ct: np.ndarray, source_to_isocenter_mm: float) -> Pose:

@@ -21,10 +21,9 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from conventions.geometry import ProjectionGeometry
-from conventions.pose import rotation_matrix_about, transform_points
+from conventions.pose import rotation_from_rotvec, rotation_matrix_about, transform_points
 from conventions.similarity import GradientCorrelation
 from drr.projector import project, project_tensor
 from drr.volume import Volume
@@ -104,9 +103,7 @@ def correction(x: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
 def corrections(xs: np.ndarray, centre_camera: np.ndarray) -> np.ndarray:
     """(N, 4, 4) corrections for N parameter rows at once (a CMA-ES generation, a grid)."""
     xs = np.asarray(xs, float)
-    out = rotation_matrix_about(
-        centre_camera, Rotation.from_rotvec(np.deg2rad(xs[:, :3])).as_matrix()
-    )
+    out = rotation_matrix_about(centre_camera, rotation_from_rotvec(np.deg2rad(xs[:, :3])))
     out[:, :3, 3] += xs[:, 3:6]
     return out
 
