@@ -237,29 +237,36 @@ def geometry_argument(wildcards, input):
 
 
 def registration_inputs(wildcards):
-    """The CT stages' products and the imported radiograph, plus the manifest's initial
-    poses where the row gives them."""
+    """The CT stages' products and the subject's imported radiographs, plus the manifest's
+    initial poses where its rows give them (``init_{body}_{k}``, k the radiograph's index)."""
     subject = f"results/subjects/{wildcards.subject}"
     inputs = {
         "ct": f"{subject}/ct/ct_hu.nii.gz",
         "labels": f"{subject}/ct/labels.nii.gz",
         "landmarks": f"{subject}/ct/landmarks.json",
-        "image": f"{subject}/radiographs/{wildcards.image}/radiograph.mha",
-        "geometry": f"{subject}/radiographs/{wildcards.image}/geometry.json",
+        **subject_radiograph_inputs(wildcards),
     }
-    row = radiograph_row(wildcards)
-    for body in ("pelvis", "femur"):
-        if row.get(f"init_pose_{body}"):
-            inputs[f"init_{body}"] = row[f"init_pose_{body}"]
+    if not SYNTHETIC:
+        for k, image in enumerate(IMAGES[wildcards.subject]):
+            row = COHORT.radiograph(wildcards.subject, image)
+            for body in ("pelvis", "femur"):
+                if row.get(f"init_pose_{body}"):
+                    inputs[f"init_{body}_{k}"] = row[f"init_pose_{body}"]
     return inputs
 
 
 def init_arguments(wildcards, input):
-    return " ".join(
-        f"--init-{body} {shlex.quote(input[f'init_{body}'])}"
-        for body in ("pelvis", "femur")
-        if f"init_{body}" in input.keys()
-    )
+    """``--init-pelvis IMAGE=PATH …`` and ``--init-femur …`` for the rows that give them."""
+    args = []
+    for body in ("pelvis", "femur"):
+        pairs = [
+            f"{image}={input[f'init_{body}_{k}']}"
+            for k, image in enumerate(IMAGES[wildcards.subject])
+            if f"init_{body}_{k}" in input.keys()
+        ]
+        if pairs:
+            args.append(f"--init-{body} " + " ".join(shlex.quote(p) for p in pairs))
+    return " ".join(args)
 
 
 def status_arguments(wildcards):
@@ -369,14 +376,30 @@ def subject_radiograph_files(wildcards, pattern):
     return [f"{folder}/{pattern.format(image=image)}" for image in IMAGES[wildcards.subject]]
 
 
+def radiograph_poses(wildcards):
+    """The pose labels of the subject's radiographs, in manifest order."""
+    if SYNTHETIC:
+        return list(IMAGES[wildcards.subject])
+    return [COHORT.radiograph(wildcards.subject, i)["pose"] for i in IMAGES[wildcards.subject]]
+
+
+def subject_radiograph_inputs(wildcards):
+    """A subject's imported radiographs and their geometries, in manifest order."""
+    return {
+        "xrays": subject_radiograph_files(wildcards, "radiographs/{image}/radiograph.mha"),
+        "geometries": subject_radiograph_files(wildcards, "radiographs/{image}/geometry.json"),
+    }
+
+
 # The rules whose products are one subject's: per subject, and per radiograph of it.
-SUBJECT_RULES = ["import_ct", "calibrate", "segment", "landmarks", "ct_bmd", "ct_qc"]
-SUBJECT_RULES += ["radiograph_qc"]
+# Registration and projection are one job per subject (a folder of per-radiograph files):
+# one start-up and one reading of the CT for all its radiographs (docs/performance.md).
 POSE_RULE = "true_poses" if REGISTRATION["poses"] == "true" else "register"
-RADIOGRAPH_RULES = ["import_radiograph", POSE_RULE, "project"]
+SUBJECT_RULES = ["import_ct", "calibrate", "segment", "landmarks", "ct_bmd", "ct_qc"]
+SUBJECT_RULES += [POSE_RULE, "project", "radiograph_qc"]
+RADIOGRAPH_RULES = ["import_radiograph"]
 if UNCALIBRATED["enabled"]:
-    SUBJECT_RULES += ["calibrate_fixed_line", "ct_bmd_uncalibrated"]
-    RADIOGRAPH_RULES += ["project_uncalibrated"]
+    SUBJECT_RULES += ["calibrate_fixed_line", "ct_bmd_uncalibrated", "project_uncalibrated"]
 
 
 def subject_products(subject, first_only=False):

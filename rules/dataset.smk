@@ -2,50 +2,51 @@
 # dataset audit's figures.
 
 
+# One job per subject: the DRRs and pairs of each of its radiographs, the CT's volumes read
+# once; dataset/{image}/projection.npz, pair.npz and pair.json in the subject's folder,
+# and its index dataset_index.tsv (what the rules downstream depend on).
 rule project:
     input:
+        unpack(subject_radiograph_inputs),
         density="results/subjects/{subject}/ct/density_mg_cm3.nii.gz",
         labels="results/subjects/{subject}/ct/labels.nii.gz",
         region="results/subjects/{subject}/ct/pf_region.nii.gz",
         mineral="results/subjects/{subject}/ct/pf_mineral_mg_cm3.nii.gz",
         landmarks="results/subjects/{subject}/ct/landmarks.json",
-        image="results/subjects/{subject}/radiographs/{image}/radiograph.mha",
-        geometry="results/subjects/{subject}/radiographs/{image}/geometry.json",
-        pelvis="results/subjects/{subject}/registration/{image}/pose_pelvis.json",
-        femur="results/subjects/{subject}/registration/{image}/pose_femur.json",
+        registration="results/subjects/{subject}/registration_index.tsv",
     output:
-        projection="results/subjects/{subject}/dataset/{image}/projection.npz",
-        pair="results/subjects/{subject}/dataset/{image}/pair.npz",
-        record="results/subjects/{subject}/dataset/{image}/pair.json",
+        pairs=directory("results/subjects/{subject}/dataset"),
+        index="results/subjects/{subject}/dataset_index.tsv",
     params:
         code=source_hash("dataset"),
         side=target_side,
-        pose=lambda wc: radiograph_row(wc)["pose"],
+        images=lambda wc: IMAGES[wc.subject],
+        poses=radiograph_poses,
+        registration=lambda wc: f"{subject_dir(wc.subject)}/registration",
         shape=",".join(map(str, DATASET["pair_shape"])),
     conda:
         "../envs/dataset.yaml"
     log:
-        "logs/project/{subject}/{image}.log",
+        "logs/project/{subject}.log",
     threads: 1
     resources:
         mem_mb=3000,
-        runtime=5,
+        runtime=lambda wc: 5 * len(IMAGES[wc.subject]),
         gpu=DRR_GPUS,
     shell:
-        "python -m dataset project --subject {wildcards.subject} --image {wildcards.image}"
+        "python -m dataset project --subject {wildcards.subject} --image {params.images:q}"
         f" {DRR_DEVICE}"
-        " --pose {params.pose:q} --side {params.side} --density {input.density}"
+        " --pose {params.poses:q} --side {params.side} --density {input.density}"
         " --labels {input.labels} --pf-region {input.region} --pf-mineral {input.mineral}"
-        " --landmarks {input.landmarks} --xray {input.image} --geometry {input.geometry}"
-        " --pose-pelvis {input.pelvis} --pose-femur {input.femur}"
-        " --pair-shape {params.shape} --out-projection {output.projection}"
-        " --out-pair {output.pair} --out-record {output.record} > {log} 2>&1"
+        " --landmarks {input.landmarks} --xray {input.xrays} --geometry {input.geometries}"
+        " --registration {params.registration} --pair-shape {params.shape}"
+        " --out-dir {output.pairs} --out-index {output.index} > {log} 2>&1"
 
 
 rule dataset_tables:
     input:
         subjects=MANIFEST_SUBJECTS,
-        records=[f"results/subjects/{s}/dataset/{i}/pair.json" for s, i in radiograph_pairs()],
+        datasets=expand("results/subjects/{subject}/dataset_index.tsv", subject=SUBJECTS),
         ct_bmd=expand("results/subjects/{subject}/ct/ct_bmd.json", subject=SUBJECTS),
     output:
         a="results/cohort/dataset_A.tsv",
@@ -53,6 +54,7 @@ rule dataset_tables:
         excluded="results/cohort/excluded.tsv",
     params:
         code=source_hash("dataset"),
+        records=[f"results/subjects/{s}/dataset/{i}/pair.json" for s, i in radiograph_pairs()],
         keep_suspect="--keep-suspect" if config["dataset"]["keep_suspect_registrations"] else "",
     conda:
         "../envs/dataset.yaml"
@@ -64,7 +66,7 @@ rule dataset_tables:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m dataset tables --subjects {input.subjects:q} --records {input.records}"
+        "python -m dataset tables --subjects {input.subjects:q} --records {params.records}"
         " --ct-bmd {input.ct_bmd} --out-a {output.a} --out-b {output.b}"
         " --out-excluded {output.excluded} {params.keep_suspect} > {log} 2>&1"
 
@@ -96,13 +98,11 @@ rule folds:
 # all its radiographs, the CT read once (a cohort's DAG and queue stay small).
 rule radiograph_qc:
     input:
+        unpack(subject_radiograph_inputs),
         ct="results/subjects/{subject}/ct/ct_hu.nii.gz",
         labels="results/subjects/{subject}/ct/labels.nii.gz",
-        xrays=lambda wc: subject_radiograph_files(wc, "radiographs/{image}/radiograph.mha"),
-        geometries=lambda wc: subject_radiograph_files(wc, "radiographs/{image}/geometry.json"),
-        pelvis=lambda wc: subject_radiograph_files(wc, "registration/{image}/pose_pelvis.json"),
-        femur=lambda wc: subject_radiograph_files(wc, "registration/{image}/pose_femur.json"),
-        records=lambda wc: subject_radiograph_files(wc, "dataset/{image}/pair.json"),
+        registration="results/subjects/{subject}/registration_index.tsv",
+        dataset="results/subjects/{subject}/dataset_index.tsv",
     output:
         registration=report(
             "results/subjects/{subject}/qc/registration.png",
@@ -122,6 +122,9 @@ rule radiograph_qc:
         code=source_hash("qc"),
         side=target_side,
         images=lambda wc: IMAGES[wc.subject],
+        pelvis=lambda wc: subject_radiograph_files(wc, "registration/{image}/pose_pelvis.json"),
+        femur=lambda wc: subject_radiograph_files(wc, "registration/{image}/pose_femur.json"),
+        records=lambda wc: subject_radiograph_files(wc, "dataset/{image}/pair.json"),
     conda:
         "../envs/qc.yaml"
     log:
@@ -134,8 +137,8 @@ rule radiograph_qc:
         "python -m qc radiographs --subject {wildcards.subject} --side {params.side}"
         " --ct {input.ct} --labels {input.labels} --images {params.images:q}"
         " --xrays {input.xrays} --geometries {input.geometries}"
-        " --poses-pelvis {input.pelvis} --poses-femur {input.femur}"
-        " --records {input.records} --out-registration {output.registration}"
+        " --poses-pelvis {params.pelvis} --poses-femur {params.femur}"
+        " --records {params.records} --out-registration {output.registration}"
         " --out-pairs {output.pairs} > {log} 2>&1"
 
 

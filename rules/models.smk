@@ -98,35 +98,39 @@ rule predict_fold:
         " --out-checks {output.checks} --out-intensities {output.intensities} > {log} 2>&1"
 
 
+# Stage three and the baseline: one job per fold trains both BMD targets in turn (one
+# start-up of torch and timm, 3.9 s, instead of two; docs/performance.md, round five).
 rule train_stage3:
     input:
         init="results/models/{experiment}/fold{fold}/stage2/final.pt",
         table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
-        frozen="results/models/{experiment}/fold{fold}/stage3_{target}/frozen.pt",
-        model="results/models/{experiment}/fold{fold}/stage3_{target}/final.pt",
-        history="results/models/{experiment}/fold{fold}/stage3_{target}/history.json",
+        frozen=expand("results/models/{{experiment}}/fold{{fold}}/stage3_{t}/frozen.pt", t=REGRESSION_TARGETS),
+        model=expand("results/models/{{experiment}}/fold{{fold}}/stage3_{t}/final.pt", t=REGRESSION_TARGETS),
+        history=expand(
+            "results/models/{{experiment}}/fold{{fold}}/stage3_{t}/history.json", t=REGRESSION_TARGETS
+        ),
     params:
         code=source_hash("models"),
         config=lambda wc: shlex.quote(json.dumps(regressor_config("decomposition"))),
-        column=lambda wc: REGRESSION_TARGETS[wc.target],
-        out_dir=lambda wc, output: str(Path(output.model).parent),
+        columns=list(REGRESSION_TARGETS.values()),
+        out_dirs=lambda wc, output: [str(Path(m).parent) for m in output.model],
         poses=poses_argument,
     conda:
         "../envs/models.yaml"
     log:
-        "logs/train_stage3/{experiment}/fold{fold}_{target}.log",
+        "logs/train_stage3/{experiment}/fold{fold}.log",
     threads: 1
     resources:
         mem_mb=6000,
-        runtime=240,
+        runtime=240 * len(REGRESSION_TARGETS),
         gpu=MODELS["gpus"],
     shell:
         "python -m models train-regressor --kind decomposition"
-        " --target {params.column} --table {input.table} --folds {input.folds}"
+        " --target {params.columns} --table {input.table} --folds {input.folds}"
         " --fold {wildcards.fold} --init {input.init} --config {params.config} {params.poses}"
-        " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
+        " --out-dir {params.out_dirs} --out-history {output.history} --quiet > {log} 2>&1"
 
 
 rule train_baseline:
@@ -134,27 +138,29 @@ rule train_baseline:
         table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
-        model="results/models/{experiment}/fold{fold}/baseline_{target}/final.pt",
-        history="results/models/{experiment}/fold{fold}/baseline_{target}/history.json",
+        model=expand("results/models/{{experiment}}/fold{{fold}}/baseline_{t}/final.pt", t=REGRESSION_TARGETS),
+        history=expand(
+            "results/models/{{experiment}}/fold{{fold}}/baseline_{t}/history.json", t=REGRESSION_TARGETS
+        ),
     params:
         code=source_hash("models"),
         config=lambda wc: shlex.quote(json.dumps(regressor_config("conventional"))),
-        column=lambda wc: REGRESSION_TARGETS[wc.target],
-        out_dir=lambda wc, output: str(Path(output.model).parent),
+        columns=list(REGRESSION_TARGETS.values()),
+        out_dirs=lambda wc, output: [str(Path(m).parent) for m in output.model],
     conda:
         "../envs/models.yaml"
     log:
-        "logs/train_baseline/{experiment}/fold{fold}_{target}.log",
+        "logs/train_baseline/{experiment}/fold{fold}.log",
     threads: 1
     resources:
         mem_mb=6000,
-        runtime=240,
+        runtime=240 * len(REGRESSION_TARGETS),
         gpu=MODELS["gpus"],
     shell:
         "python -m models train-regressor --kind conventional"
-        " --target {params.column} --table {input.table} --folds {input.folds}"
+        " --target {params.columns} --table {input.table} --folds {input.folds}"
         " --fold {wildcards.fold} --config {params.config}"
-        " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
+        " --out-dir {params.out_dirs} --out-history {output.history} --quiet > {log} 2>&1"
 
 
 rule gather_predictions:

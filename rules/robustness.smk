@@ -89,7 +89,7 @@ rule compression_study:
 
 # The uncalibrated CT: the same CT stages with the fixed line in place of the phantom
 # (rules reused from calibration.smk, anatomy.smk and dataset.smk, products under
-# ct/uncalibrated/, dataset/uncalibrated/ and results/cohort/uncalibrated_ct/).
+# ct/uncalibrated/, dataset_uncalibrated/ and results/cohort/uncalibrated_ct/).
 
 
 use rule calibrate as calibrate_fixed_line with:
@@ -125,35 +125,38 @@ use rule ct_bmd as ct_bmd_uncalibrated with:
 
 use rule project as project_uncalibrated with:
     input:
+        unpack(subject_radiograph_inputs),
         density="results/subjects/{subject}/ct/uncalibrated/density_mg_cm3.nii.gz",
         labels="results/subjects/{subject}/ct/labels.nii.gz",
         region="results/subjects/{subject}/ct/uncalibrated/pf_region.nii.gz",
         mineral="results/subjects/{subject}/ct/uncalibrated/pf_mineral_mg_cm3.nii.gz",
         landmarks="results/subjects/{subject}/ct/landmarks.json",
-        image="results/subjects/{subject}/radiographs/{image}/radiograph.mha",
-        geometry="results/subjects/{subject}/radiographs/{image}/geometry.json",
-        pelvis="results/subjects/{subject}/registration/{image}/pose_pelvis.json",
-        femur="results/subjects/{subject}/registration/{image}/pose_femur.json",
+        registration="results/subjects/{subject}/registration_index.tsv",
     output:
-        projection="results/subjects/{subject}/dataset/uncalibrated/{image}/projection.npz",
-        pair="results/subjects/{subject}/dataset/uncalibrated/{image}/pair.npz",
-        record="results/subjects/{subject}/dataset/uncalibrated/{image}/pair.json",
+        pairs=directory("results/subjects/{subject}/dataset_uncalibrated"),
+        index="results/subjects/{subject}/dataset_uncalibrated_index.tsv",
     log:
-        "logs/project_uncalibrated/{subject}/{image}.log",
+        "logs/project_uncalibrated/{subject}.log",
 
 
 use rule dataset_tables as dataset_tables_uncalibrated with:
     input:
         subjects=MANIFEST_SUBJECTS,
-        records=[
-            f"results/subjects/{s}/dataset/uncalibrated/{i}/pair.json"
-            for s, i in radiograph_pairs()
-        ],
+        datasets=expand(
+            "results/subjects/{subject}/dataset_uncalibrated_index.tsv", subject=SUBJECTS
+        ),
         # the references are the QCT's: the calibrated CT's BMD, as in the paper
         ct_bmd=expand("results/subjects/{subject}/ct/ct_bmd.json", subject=SUBJECTS),
     output:
         a="results/cohort/uncalibrated_ct/dataset_A.tsv",
         b="results/cohort/uncalibrated_ct/dataset_B.tsv",
         excluded="results/cohort/uncalibrated_ct/excluded.tsv",
+    params:
+        code=source_hash("dataset"),
+        records=[
+            f"results/subjects/{s}/dataset_uncalibrated/{i}/pair.json"
+            for s, i in radiograph_pairs()
+        ],
+        keep_suspect="--keep-suspect" if config["dataset"]["keep_suspect_registrations"] else "",
     log:
         "logs/dataset_tables_uncalibrated.log",

@@ -85,3 +85,80 @@ def test_cut_edges_names_the_edges_a_region_reaches():
     assert cut_edges(mask, PAIR_EDGES) == ["inferior", "lateral"]
     mask[0, 4] = True
     assert cut_edges(mask) == ["top", "bottom", "left", "right"]
+
+
+def test_cli_projects_a_subjects_radiographs_in_one_process_as_one_at_a_time(phantom, tmp_path):
+    """``python -m dataset project --registration R --out-dir D`` (the workflow's job per
+    subject): each radiograph's pair and record as the one-radiograph form writes them,
+    in D/{image}/, from the poses in R/{image}/; and the record's PF-DRR mean at the true
+    poses is the true areal BMD."""
+    from conventions.geometry import write_geometry
+    from conventions.landmarks import write_landmarks
+    from dataset.__main__ import main as dataset_main
+    from phantom.radiographs import write_true_poses
+
+    out, truth, density, labels, region, m = phantom
+    side, images = truth["target_side"], ["supine", "abduction"]
+    like = sitk.Cast(density, sitk.sitkFloat32)
+    files = {}
+    for name, array in (("labels", labels.astype(np.int16)), ("region", region.astype(np.uint8)),
+                        ("mineral", m["mineral"].astype(np.float32))):  # fmt: skip
+        image = sitk.GetImageFromArray(array)
+        image.CopyInformation(like)
+        files[name] = tmp_path / f"{name}.nii.gz"
+        sitk.WriteImage(image, str(files[name]))
+    sitk.WriteImage(like, str(tmp_path / "density.nii.gz"))
+    landmarks = {k: np.array(v) for k, v in truth["landmarks_lps_mm"].items()}
+    write_landmarks(tmp_path / "landmarks.json", landmarks)
+    registration = tmp_path / "registration"
+    for image in images:
+        view = out / "truth" / "radiographs" / f"{image}.json"
+        write_true_poses(view, side, out_dir=registration)
+        geometry = ProjectionGeometry.from_dict(json.loads(view.read_text())["geometry"])
+        write_geometry(tmp_path / f"{image}_geometry.json", geometry)
+    common = ["project", "--subject", "S004", "--side", side,
+              "--density", str(tmp_path / "density.nii.gz"), "--labels", str(files["labels"]),
+              "--pf-region", str(files["region"]), "--pf-mineral", str(files["mineral"]),
+              "--landmarks", str(tmp_path / "landmarks.json")]  # fmt: skip
+
+    def radiographs(names):
+        return ["--image", *names, "--pose", *names,
+                "--xray", *[str(out / "radiographs" / f"{n}.dcm") for n in names],
+                "--geometry", *[str(tmp_path / f"{n}_geometry.json") for n in names]]  # fmt: skip
+
+    folder = tmp_path / "dataset"
+    args = [*common, *radiographs(images), "--registration", str(registration)]
+    assert dataset_main([*args, "--out-dir", str(folder)]) == 0
+    one = tmp_path / "one"
+    assert dataset_main([*common, *radiographs(["abduction"]),
+                         "--pose-pelvis", str(registration / "abduction" / "pose_pelvis.json"),
+                         "--pose-femur", str(registration / "abduction" / "pose_femur.json"),
+                         "--out-projection", str(one / "projection.npz"),
+                         "--out-pair", str(one / "pair.npz"),
+                         "--out-record", str(one / "pair.json")]) == 0  # fmt: skip
+    for name in ("projection.npz", "pair.npz"):
+        assert (folder / "abduction" / name).read_bytes() == (one / name).read_bytes()
+    record = json.loads((folder / "abduction" / "pair.json").read_text())
+    alone = json.loads((one / "pair.json").read_text())
+    assert record.pop("pair") == str(folder / "abduction" / "pair.npz")
+    alone.pop("pair")
+    assert record == alone
+    for image in images:
+        record = json.loads((folder / image / "pair.json").read_text())
+        assert record["image"] == image and record["pose"] == image
+        assert record["registration"]["femur"]["status"] == "ok"
+        assert record["pf_drr_mean_g_cm2"] == pytest.approx(truth["areal_bmd_g_cm2"], rel=0.02)
+
+
+def test_cli_refuses_radiographs_that_do_not_pair_up(tmp_path, capsys):
+    from dataset.__main__ import main as dataset_main
+
+    args = ["project", "--subject", "S9", "--side", "L", "--density", "d.nii.gz",
+            "--labels", "l.nii.gz", "--pf-region", "r.nii.gz", "--pf-mineral", "m.nii.gz",
+            "--landmarks", "lm.json", "--image", "supine", "abduction", "--pose", "supine",
+            "--xray", "a.dcm", "b.dcm", "--geometry", "a.json", "b.json",
+            "--registration", "reg", "--out-dir", str(tmp_path / "out")]  # fmt: skip
+    assert dataset_main(args) == 2
+    err = capsys.readouterr().err
+    assert "subject S9" in err and "a.dcm" in err and "must pair up" in err
+    assert not (tmp_path / "out").exists()

@@ -101,3 +101,32 @@ def test_every_product_is_written_through_a_temporary_name():
                 continue
             problems.append(f"{rel}:{node.lineno} {name}() writes to {ast.unparse(target)}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_folder_index_changes_exactly_when_a_files_bytes_do(tmp_path):
+    """What the rules downstream of a per-subject folder depend on (registration/,
+    dataset/): every file's SHA-256, relative and sorted, hidden files left out; the same
+    bytes written again give the same index, one byte changed a different one."""
+    import hashlib
+
+    from conventions.files import write_folder_index
+
+    folder = tmp_path / "registration"
+    (folder / "supine").mkdir(parents=True)
+    (folder / "ap").mkdir()
+    (folder / "supine" / "pose_femur.json").write_bytes(b'{"gc": 0.5}\n')
+    (folder / "ap" / "pose_pelvis.json").write_bytes(b"{}\n")
+    (folder / ".snakemake_timestamp").write_bytes(b"")
+    (folder / "ap" / ".pose_femur.json.x.part.json").write_bytes(b"{")  # a killed write
+    write_folder_index(folder, tmp_path / "index.tsv")
+    first = (tmp_path / "index.tsv").read_text()
+    rows = [line.split("\t") for line in first.splitlines()]
+    assert rows[0] == ["file", "bytes", "sha256"]
+    assert [r[0] for r in rows[1:]] == ["ap/pose_pelvis.json", "supine/pose_femur.json"]
+    assert rows[2][1:] == ["12", hashlib.sha256(b'{"gc": 0.5}\n').hexdigest()]
+    (folder / "supine" / "pose_femur.json").write_bytes(b'{"gc": 0.5}\n')  # rewritten
+    write_folder_index(folder, tmp_path / "index.tsv")
+    assert (tmp_path / "index.tsv").read_text() == first
+    (folder / "supine" / "pose_femur.json").write_bytes(b'{"gc": 0.6}\n')
+    write_folder_index(folder, tmp_path / "index.tsv")
+    assert (tmp_path / "index.tsv").read_text() != first

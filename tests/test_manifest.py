@@ -129,9 +129,15 @@ def test_subject_inventory_lists_sizes_and_checksums(tmp_path):
     (root / "ct").mkdir(parents=True)
     (root / "ct" / "b.json").write_bytes(b'{"x": 1}\n')
     (root / "a.bin").write_bytes(bytes(range(256)) * 5000)  # over one read chunk
-    table = subject_inventory("S1", root, [str(root / "ct" / "b.json"), str(root / "a.bin")])
-    assert list(table["file"]) == ["a.bin", "ct/b.json"]  # sorted, relative, POSIX
-    assert list(table["bytes"]) == [256 * 5000, 9]
+    # A per-subject job's folder (registration/) stands for its files, not Snakemake's stamp.
+    (root / "registration" / "ap").mkdir(parents=True)
+    (root / "registration" / "ap" / "pose_femur.json").write_bytes(b"{}")
+    (root / "registration" / ".snakemake_timestamp").write_bytes(b"")
+    products = [str(root / "ct" / "b.json"), str(root / "a.bin"), str(root / "registration")]
+    table = subject_inventory("S1", root, products)
+    # sorted, relative, POSIX
+    assert list(table["file"]) == ["a.bin", "ct/b.json", "registration/ap/pose_femur.json"]
+    assert list(table["bytes"]) == [256 * 5000, 9, 2]
     assert table["sha256"].iloc[0] == hashlib.sha256(bytes(range(256)) * 5000).hexdigest()
     with pytest.raises(InputError, match=r"subject S1: .*elsewhere\.txt: a product outside"):
         subject_inventory("S1", root, [str(tmp_path / "elsewhere.txt")])

@@ -204,6 +204,21 @@ def test_cli_trains_both_regressors_and_predicts_a_fold(pairs, stage2, tmp_path)
     assert np.allclose(table["truth"], truth[table["subject_id"]].to_numpy(), rtol=1e-5)
     history = json.loads((tmp_path / "s3.json").read_text())
     assert history["stage"] == "stage 3, dxa_bmd_g_cm2"
+    # A fold's two targets in one process (the workflow's job per fold): each trained as
+    # it is alone, weight for weight, into its own folder.
+    both = [tmp_path / "b_dxa", tmp_path / "b_qct"]
+    assert models_main(["train-regressor", "--kind", "conventional", "--target",
+                        "dxa_bmd_g_cm2", "qct_bmd_mg_cm3", "--config", json.dumps({"epochs": 1}),
+                        "--out-dir", *map(str, both),
+                        "--out-history", str(both[0] / "h.json"), str(both[1] / "h.json"),
+                        *common]) == 0  # fmt: skip
+    alone = load_checkpoint(tmp_path / "b" / "final.pt")["model"]
+    first = load_checkpoint(both[0] / "final.pt")["model"]
+    assert all(torch.equal(alone[k], first[k]) for k in alone)
+    assert json.loads((both[1] / "h.json").read_text())["stage"] == "conventional, qct_bmd_mg_cm3"
+    assert models_main(["train-regressor", "--kind", "conventional", "--target",
+                        "dxa_bmd_g_cm2", "qct_bmd_mg_cm3", "--out-dir", str(tmp_path / "y"),
+                        "--out-history", str(tmp_path / "y.json"), *common]) == 2  # fmt: skip
     # Settings the regressors do not know are refused, not ignored.
     assert models_main(["train-regressor", "--kind", "conventional", "--target",
                         "dxa_bmd_g_cm2", "--config", json.dumps({"epoch": 1}),

@@ -175,6 +175,28 @@ def test_cli_bad_input_is_a_clear_error(hip, tmp_path):
     assert not (tmp_path / "pose_pelvis.json").exists()
 
 
+def test_cli_subject_form_checks_every_radiograph_before_the_first_search(hip, tmp_path):
+    """The workflow's job per subject (``--image … --xray … --out-dir``): a bad film among
+    good ones stops the job in seconds, before any search, naming the film; nothing is
+    written. IDs and films must pair up, and --init-* name their film."""
+    out = hip[0]
+    px = np.random.default_rng(0).integers(0, 4000, (60, 80)).astype(np.uint16)
+    write_dicom_radiograph(tmp_path / "nogeo.dcm", px)
+    good = out / "radiographs" / "abduction.dcm"
+    base = _hip_args(hip, tmp_path, good)[:-4]  # without --xray and the outputs
+    folder = tmp_path / "registration"
+    p = _cli(*base, "--image", "abduction", "bad", "--xray", good, tmp_path / "nogeo.dcm",
+             "--out-dir", folder)  # fmt: skip
+    assert p.returncode == 2 and "subject S003" in p.stderr and "nogeo.dcm" in p.stderr
+    assert not folder.exists()
+    p = _cli(*base, "--image", "abduction", "--xray", good, good, "--out-dir", folder)
+    assert p.returncode == 2 and "--image must name each --xray" in p.stderr
+    p = _cli(*base, "--image", "a", "b", "--xray", good, good, "--out-dir", folder,
+             "--init-pelvis", "c=pose.json")  # fmt: skip
+    assert p.returncode == 2 and "IMAGE=PATH" in p.stderr
+    assert not folder.exists()
+
+
 def test_cli_registers_one_body_from_an_initial_pose(hip, tmp_path):
     """The issue's single-body form: --mask/--labels pick the pelvis, --init is used as is."""
     out, truth = hip[:2]

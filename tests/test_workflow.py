@@ -28,7 +28,7 @@ from conftest import (
 )
 from conventions.ct import read_ct
 from conventions.geometry import read_geometry
-from conventions.pose import read_pose
+from conventions.pose import HIP_BODIES, pose_path, read_pose
 from evaluation.compression import jpeg_quality
 from registration.rigid import mean_projection_distance, target_registration_error
 
@@ -42,7 +42,8 @@ def test_default_config_builds_a_dag(workflow):
     for rule in ("segment", "landmarks", "ct_bmd", "ct_qc"):
         assert counts[rule] == 8
     assert counts["cohort_fingerprint"] == 1
-    assert counts["register"] == counts["project"] == 8 * 4
+    # registration and projection: one job per subject for all its radiographs
+    assert counts["register"] == counts["project"] == 8
     assert counts["radiograph_qc"] == 8  # one per subject: its overlays and pairs
     for rule in ("dataset_tables", "folds", "dataset_audit", "gather_predictions",
                  "training_curves", "evaluate", "evaluation_plots",
@@ -55,13 +56,13 @@ def test_default_config_builds_a_dag(workflow):
     assert counts["train_stage1"] == 5 * 2 + 1
     assert counts["train_stage2"] == 20 + 1
     assert counts["predict_fold"] == 20  # every method, one job
-    assert counts["train_baseline"] == 5 * 2  # DXA and QCT
-    assert counts["train_stage3"] == 4 * 5 * 2 + 2
+    assert counts["train_baseline"] == 5  # DXA and QCT in one job per fold
+    assert counts["train_stage3"] == 4 * 5 + 1  # both targets in one job per fold
     assert counts["package_model"] == 1
     assert counts["gather_experiment_predictions"] == 3
     # the uncalibrated CT's own density, PF mineral, pairs and tables
     assert counts["calibrate_fixed_line"] == counts["ct_bmd_uncalibrated"] == 8
-    assert counts["project_uncalibrated"] == 8 * 4
+    assert counts["project_uncalibrated"] == 8
     assert counts["dataset_tables_uncalibrated"] == 1
     assert counts["compress_radiographs"] == 5  # config.yaml's conditions
 
@@ -103,7 +104,7 @@ def test_drr_jobs_run_on_cuda_and_ask_for_a_gpu_when_the_config_says_so(workflow
         cfg.write_text(f"drr: {{gpus: {gpus}}}\n")
         out = snakemake(
             workflow, "-n", "-p", "--configfile", str(cfg), "--forceall",
-            "results/subjects/S001/dataset/supine/pair.json",
+            "results/subjects/S001/dataset_index.tsv",
         ).stdout  # fmt: skip
         for rule in ("register", "project"):
             block = out[out.index(f"rule {rule}:") :]
@@ -136,11 +137,13 @@ def test_true_poses_replace_the_search_only_where_asked(workflow, tmp_path):
     register job); a manifest cohort, which has no true poses, is refused."""
     cfg = tmp_path / "true.yaml"
     cfg.write_text('registration: {poses: "true"}\n')
-    target = "results/subjects/S001/dataset/supine/pair.json"
+    target = "results/subjects/S001/dataset_index.tsv"
     out = snakemake(workflow, "-n", "-p", "--configfile", str(cfg), "--forceall", target).stdout
     assert "rule true_poses:" in out and "rule register:" not in out
-    view = "results/synthetic/S001/truth/radiographs/supine.json"
-    assert f"python -m phantom true-poses --view {view}" in out
+    views = " ".join(f"results/synthetic/S001/truth/radiographs/{i}.json"
+                     for i in ("standing", "supine", "abduction", "adduction"))  # fmt: skip
+    assert f"python -m phantom true-poses --view {views}" in out
+    assert "--out-dir results/subjects/S001/registration --out-index" in out
     out = snakemake(workflow, "-n", "--forceall", target).stdout
     assert "rule register:" in out and "rule true_poses:" not in out
     cfg.write_text('registration: {poses: "true"}\ncohort: {subjects: site/subjects.tsv}\n')
@@ -291,7 +294,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert np.allclose(density, hu, atol=1e-3)
     calibrated = pd.read_csv(workflow / "results/cohort/dataset_B.tsv", sep="\t")
     fixed = pd.read_csv(workflow / "results/cohort/uncalibrated_ct/dataset_B.tsv", sep="\t")
-    assert list(fixed["pair"]) == [p.replace("/dataset/", "/dataset/uncalibrated/")
+    assert list(fixed["pair"]) == [p.replace("/dataset/", "/dataset_uncalibrated/")
                                    for p in calibrated["pair"]]  # fmt: skip
     assert np.array_equal(fixed["qct_bmd_mg_cm3"], calibrated["qct_bmd_mg_cm3"])
     ratio = fixed["pf_drr_mean_g_cm2"] / calibrated["pf_drr_mean_g_cm2"]
@@ -393,7 +396,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
         "rules",
     )
     assert job_counts(one.stdout) == {"import_ct": 1, "total": 1}
-    one = snakemake(workflow, "results/subjects/S002/dataset/supine/pair.json", "--configfile",
+    one = snakemake(workflow, "results/subjects/S002/dataset_index.tsv", "--configfile",
                     cfg, "--forcerun", "project", "-n", "--quiet", "rules")  # fmt: skip
     assert job_counts(one.stdout) == {"project": 1, "total": 1}
     # Adding a subject to the cohort builds that subject and the cohort-level files only.
@@ -404,7 +407,8 @@ def test_synthetic_demo_runs_and_caches(workflow):
     )
     for rule in ("synthetic_subject", "import_ct", "segment", "ct_bmd", "radiograph_qc"):
         assert added[rule] == 1, added
-    assert added["register"] == added["project"] == 2, added  # S003's two radiographs
+    assert added["register"] == added["project"] == 1, added  # S003's, both radiographs
+    assert added["import_radiograph"] == 2, added
     for rule in ("synthetic_manifest", "dataset_tables", "folds", "dataset_audit"):
         assert added[rule] == 1, added
     # The audit report holds the cohort fingerprint table.
@@ -424,15 +428,16 @@ def test_synthetic_demo_runs_and_caches(workflow):
     assert any(n.endswith("posewise.png") for n in names)
     assert any(n.endswith("compression.png") for n in names)  # the robustness study
     # A crash mid-registration (Snakemake and its job killed, as by a lost node or a
-    # wall-time limit) leaves no pose that looks complete, and the same command again
-    # finishes it (docs/cluster.md, "Stopping and resuming").
-    target = "results/subjects/S001/registration/supine/pose_femur.json"
-    poses = (workflow / target).parent
-    first = {b: (poses / f"pose_{b}.json").read_bytes() for b in ("pelvis", "femur")}
-    killed = _kill_while_running(workflow, cfg, target, "register",
-                                 "registration hip --subject S001 --image supine")  # fmt: skip
-    assert killed and not (poses / "pose_pelvis.json").exists()
-    assert not (poses / "pose_femur.json").exists()
+    # wall-time limit) leaves the subject's registration folder marked incomplete, its last
+    # radiograph unregistered, and the same command again finishes it (docs/cluster.md,
+    # "Stopping and resuming").
+    target = "results/subjects/S001/registration_index.tsv"  # written last, with the folder
+    folder = workflow / "results/subjects/S001/registration"
+    files = [pose_path(folder, i, b) for i in ("supine", "abduction") for b in HIP_BODIES]
+    first = [f.read_bytes() for f in files]
+    command = "registration hip --subject S001 --image supine abduction"
+    killed = _kill_while_running(workflow, cfg, target, "register", command)
+    assert killed and not files[-1].exists() and not (workflow / target).exists()
     assert list((workflow / ".snakemake" / "incomplete").iterdir())  # marked for a rerun
     # The dead Snakemake's lock stays until `--unlock`; until then nothing runs.
     locked = snakemake(workflow, target, "--configfile", cfg, "-n", "--quiet", "rules")
@@ -441,11 +446,11 @@ def test_synthetic_demo_runs_and_caches(workflow):
     rerun = snakemake(workflow, target, "--configfile", cfg, "-n", "--quiet", "rules")
     assert job_counts(rerun.stdout) == {"register": 1, "total": 1}, rerun.stdout
     snakemake(workflow, target, "--configfile", cfg)
-    for body in ("pelvis", "femur"):
-        assert read_pose(poses / f"pose_{body}.json").extra["status"] in ("ok", "suspect")
+    for f, before in zip(files, first, strict=True):
+        assert read_pose(f).extra["status"] in ("ok", "suspect")
         # Deterministic: registered again, the same bytes (docs/robustness.md).
-        assert (poses / f"pose_{body}.json").read_bytes() == first[body]
-    # Snakemake's checksums see that the new poses are the old bytes: a plain run rebuilds
+        assert f.read_bytes() == before
+    # Snakemake's checksum of the folder's index sees the same poses: a plain run rebuilds
     # nothing on them and registers nothing again.
     after = job_counts(snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules").stdout)
     assert "project" not in after and "register" not in after, after

@@ -7,39 +7,36 @@ products two runs share byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from conventions.errors import InputError
-from conventions.files import write_text
-
-CHUNK = 1 << 20
+from conventions.files import file_sha256, folder_files, write_text
 
 
-def sha256(path: str | Path) -> str:
-    """The file's SHA-256, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def product_files(products: list[str]) -> list[Path]:
+    """The files of a list of products: a folder (a per-subject job's, such as
+    registration/) stands for every file below it."""
+    files = []
+    for p in map(Path, products):
+        files += folder_files(p) if p.is_dir() else [p]
+    return files
 
 
 def subject_inventory(subject: str, root: str | Path, files: list[str]) -> pd.DataFrame:
-    """One row per product (``file`` relative to ``root``, ``bytes``, ``sha256``), sorted
-    by file; every file must lie under ``root``."""
+    """One row per product file (``file`` relative to ``root``, ``bytes``, ``sha256``),
+    sorted by file, folders expanded to their files; every file must lie under ``root``."""
     root = Path(root).resolve()
     rows = []
-    for f in files:
-        path = Path(f).resolve()
+    for f in product_files(files):
+        path = f.resolve()
         if not path.is_relative_to(root):
             raise InputError(f, f"a product outside {root}", subject=subject)
         if not path.is_file():
             raise InputError(f, "a product is missing", subject=subject)
         rows.append({"file": path.relative_to(root).as_posix(), "bytes": path.stat().st_size,
-                     "sha256": sha256(path)})  # fmt: skip
+                     "sha256": file_sha256(path)})  # fmt: skip
     return pd.DataFrame(rows, columns=["file", "bytes", "sha256"]).sort_values("file")
 
 

@@ -7,6 +7,7 @@ product that Snakemake or a later stage could take for a finished one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -74,3 +75,34 @@ def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | Path) -> str:
+    """The file's SHA-256, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_files(folder: str | Path) -> list[Path]:
+    """Every product file below ``folder``, sorted; hidden files left out (the
+    temporary file of an interrupted write, Snakemake's .snakemake_timestamp)."""
+    return sorted(f for f in Path(folder).rglob("*") if f.is_file() and not f.name.startswith("."))
+
+
+def write_folder_index(folder: str | Path, out_tsv: str | Path) -> None:
+    """A folder's index: one row per file (``file`` relative to the folder, ``bytes``,
+    ``sha256``). A job that writes a folder of per-radiograph files (a subject's
+    registration/, dataset/) writes its index last, and the rules downstream depend on
+    the index: Snakemake compares a small file's checksum but only a folder's time, so a
+    rerun that writes the same bytes then rebuilds nothing downstream."""
+    folder = Path(folder)
+    lines = ["file\tbytes\tsha256"]
+    for f in folder_files(folder):
+        lines.append(f"{f.relative_to(folder).as_posix()}\t{f.stat().st_size}\t{file_sha256(f)}")
+    write_text(out_tsv, "\n".join(lines) + "\n")

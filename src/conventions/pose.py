@@ -94,6 +94,20 @@ def write_pose(path: str | Path, pose: Pose) -> None:
     write_json(path, pose.to_dict())
 
 
+# The two rigid bodies registered per radiograph, and where a subject's registration
+# folder keeps their poses: {folder}/{image}/pose_{body}.json (the README's results tree).
+# One job registers all of a subject's radiographs into that folder (docs/performance.md).
+HIP_BODIES = ("pelvis", "femur")
+
+
+def pose_path(folder: str | Path, image: str, body: str) -> Path:
+    """The pose file of ``body`` (pelvis or femur) for radiograph ``image`` in a subject's
+    registration folder."""
+    if body not in HIP_BODIES:
+        raise ValueError(f"body {body!r} is not one of {HIP_BODIES}")
+    return Path(folder) / image / f"pose_{body}.json"
+
+
 def rigid_matrix(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """4×4 homogeneous matrix from a 3×3 rotation and a translation (mm)."""
     m = np.eye(4)

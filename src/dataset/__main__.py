@@ -1,7 +1,8 @@
 """``python -m dataset``: the training pairs and the cohort's dataset tables.
 
-``project``  one radiograph: the bone DRR and PF-DRR (g/cm²) at the registered poses,
-             the PF silhouette and projected landmarks (``projection.npz``), and the
+``project``  each of a subject's radiographs (one process, the CT read once): the bone
+             DRR and PF-DRR (g/cm²) at the registered poses, the PF silhouette and
+             projected landmarks (``projection.npz``), and the
              target side's normalised pair (``pair.npz``: radiograph, bone DRR, PF-DRR,
              PF mask) with its record (``pair.json``: transform, PF-DRR mean, status).
 ``tables``   all pairs → ``dataset_A.tsv``, ``dataset_B.tsv`` and the exclusions.
@@ -20,11 +21,11 @@ import SimpleITK as sitk
 
 from conventions.ct import read_ct, require_same_grid
 from conventions.errors import InputError, run_cli
-from conventions.files import write_json, write_npz, write_text
+from conventions.files import write_folder_index, write_json, write_npz, write_text
 from conventions.geometry import read_geometry, read_json_object
 from conventions.labels import SIDES
 from conventions.landmarks import read_landmarks
-from conventions.pose import read_pose
+from conventions.pose import HIP_BODIES, pose_path, read_pose
 from conventions.radiograph import read_radiograph
 from dataset.folds import fold_document, stratified_folds
 from dataset.project import (
@@ -49,52 +50,87 @@ def _shape(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+# A radiograph's products in a subject's dataset folder: {folder}/{image}/<name>.
+PRODUCTS = {"projection": "projection.npz", "pair": "pair.npz", "record": "pair.json"}
+
+
+def _project_outputs(a, images: list[str]) -> dict[str, dict[str, str]]:
+    if a.out_index and not a.out_dir:
+        raise InputError(a.out_index, "--out-index indexes --out-dir: give both")
+    if a.out_dir:
+        return {i: {k: f"{a.out_dir}/{i}/{name}" for k, name in PRODUCTS.items()} for i in images}
+    if len(images) != 1 or not (a.out_projection and a.out_pair and a.out_record):
+        raise InputError(
+            a.xray[0], "give --out-dir, or --out-projection, --out-pair and --out-record"
+        )
+    return {images[0]: {"projection": a.out_projection, "pair": a.out_pair,
+                        "record": a.out_record}}  # fmt: skip
+
+
+def _pose_files(a, images: list[str]) -> dict[str, dict[str, str]]:
+    if a.registration:
+        return {i: {b: str(pose_path(a.registration, i, b)) for b in HIP_BODIES} for i in images}
+    if len(images) != 1 or not (a.pose_pelvis and a.pose_femur):
+        raise InputError(a.xray[0], "give --registration, or --pose-pelvis and --pose-femur")
+    return {images[0]: {"pelvis": a.pose_pelvis, "femur": a.pose_femur}}
+
+
 def project_command(a) -> int:
+    """Each of a subject's radiographs in turn, in one process: the CT's volumes read once."""
+    images, labels_of_pose = a.image, a.pose
+    if not (len(images) == len(labels_of_pose) == len(a.xray) == len(a.geometry)):
+        raise InputError(a.xray[0], "--image, --pose, --xray and --geometry must pair up")
+    outputs, pose_files = _project_outputs(a, images), _pose_files(a, images)
     density_image = read_ct(a.density)
     labels = _on_grid(read_ct(a.labels), density_image, a.labels).astype(np.int32)
     region = _on_grid(read_ct(a.pf_region), density_image, a.pf_region) > 0
     mineral = _on_grid(read_ct(a.pf_mineral), density_image, a.pf_mineral).astype(np.float32)
-    geometry = read_geometry(a.geometry)
-    xray = read_radiograph(a.xray).pixels
-    if xray.shape != (geometry.rows, geometry.cols):
-        raise InputError(a.xray, f"image {xray.shape} does not match its geometry")
-    pelvis, femur = read_pose(a.pose_pelvis), read_pose(a.pose_femur)
-    drrs = decomposition_drrs(
-        density_image,
-        labels,
-        mineral,
-        region,
-        a.side,
-        geometry,
-        pelvis.camera_from_ct,
-        femur.camera_from_ct,
-        device=a.device,
-    )
     femoral = {k: v for k, v in read_landmarks(a.landmarks).items() if k.endswith(f"_{a.side}")}
-    points = projected_landmarks(femoral, femur.camera_from_ct, geometry)
-    write_npz(a.out_projection, **drrs)
-
-    pair, t = training_pair(xray, drrs, a.side, a.pair_shape)
-    write_npz(a.out_pair, **pair)
-    record = {
-        "subject_id": a.subject,
-        "image": a.image,
-        "pose": a.pose,
-        "side": a.side,
-        "pair": a.out_pair,
-        "pair_shape": list(a.pair_shape),
-        "registration": {
-            "pelvis": registration_status(pelvis.extra),
-            "femur": registration_status(femur.extra),
-        },
-        **pair_measures(drrs, pair, points, t),
-    }
-    write_json(a.out_record, record)
-    print(
-        f"subject {a.subject} {a.image}: PF-DRR mean {record['pf_drr_mean_g_cm2']:.4f} "
-        "g/cm², registration "
-        f"{record['registration']['pelvis']['status']}/{record['registration']['femur']['status']}"
-    )
+    for i, image in enumerate(images):
+        geometry = read_geometry(a.geometry[i])
+        xray = read_radiograph(a.xray[i]).pixels
+        if xray.shape != (geometry.rows, geometry.cols):
+            raise InputError(a.xray[i], f"image {xray.shape} does not match its geometry")
+        pelvis = read_pose(pose_files[image]["pelvis"])
+        femur = read_pose(pose_files[image]["femur"])
+        drrs = decomposition_drrs(
+            density_image,
+            labels,
+            mineral,
+            region,
+            a.side,
+            geometry,
+            pelvis.camera_from_ct,
+            femur.camera_from_ct,
+            device=a.device,
+        )
+        points = projected_landmarks(femoral, femur.camera_from_ct, geometry)
+        out = outputs[image]
+        write_npz(out["projection"], **drrs)
+        pair, t = training_pair(xray, drrs, a.side, a.pair_shape)
+        write_npz(out["pair"], **pair)
+        record = {
+            "subject_id": a.subject,
+            "image": image,
+            "pose": labels_of_pose[i],
+            "side": a.side,
+            "pair": out["pair"],
+            "pair_shape": list(a.pair_shape),
+            "registration": {
+                "pelvis": registration_status(pelvis.extra),
+                "femur": registration_status(femur.extra),
+            },
+            **pair_measures(drrs, pair, points, t),
+        }
+        write_json(out["record"], record)
+        status = record["registration"]
+        print(
+            f"subject {a.subject} {image}: PF-DRR mean {record['pf_drr_mean_g_cm2']:.4f} "
+            f"g/cm², registration {status['pelvis']['status']}/{status['femur']['status']}",
+            flush=True,
+        )
+    if a.out_index:
+        write_folder_index(a.out_dir, a.out_index)
     return 0
 
 
@@ -135,22 +171,28 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("project", help="DRRs at the registered poses and the normalised pair")
     p.add_argument("--subject", required=True)
-    p.add_argument("--image", required=True)
-    p.add_argument("--pose", required=True, help="the radiograph's pose label")
+    p.add_argument("--image", nargs="+", required=True, help="each radiograph's ID")
+    p.add_argument("--pose", nargs="+", required=True, help="each radiograph's pose label")
     p.add_argument("--side", choices=SIDES, required=True)
     p.add_argument("--density", required=True, help="calibrated density (mg/cm³)")
     p.add_argument("--labels", required=True)
     p.add_argument("--pf-region", required=True)
     p.add_argument("--pf-mineral", required=True)
     p.add_argument("--landmarks", required=True)
-    p.add_argument("--xray", required=True)
-    p.add_argument("--geometry", required=True)
-    p.add_argument("--pose-pelvis", required=True)
-    p.add_argument("--pose-femur", required=True)
+    p.add_argument("--xray", nargs="+", required=True)
+    p.add_argument("--geometry", nargs="+", required=True)
+    p.add_argument("--registration", default=None,
+                   help="a registration folder: IMAGE/pose_{pelvis,femur}.json")  # fmt: skip
+    p.add_argument("--pose-pelvis", default=None, help="with one radiograph")
+    p.add_argument("--pose-femur", default=None, help="with one radiograph")
     p.add_argument("--pair-shape", type=_shape, default=(512, 256), help="rows,cols")
-    p.add_argument("--out-projection", required=True)
-    p.add_argument("--out-pair", required=True)
-    p.add_argument("--out-record", required=True)
+    p.add_argument(
+        "--out-dir", default=None, help="writes IMAGE/projection.npz, pair.npz, pair.json"
+    )
+    p.add_argument("--out-index", default=None, help="with --out-dir: its files' SHA-256")
+    p.add_argument("--out-projection", default=None, help="with one radiograph")
+    p.add_argument("--out-pair", default=None, help="with one radiograph")
+    p.add_argument("--out-record", default=None, help="with one radiograph")
     p.add_argument("--device", default="cpu", help="where DRRs are rendered: cpu or cuda")
     p.set_defaults(run=project_command, subject_of=lambda a: a.subject)
     p = sub.add_parser("tables", help="dataset A and B tables and the exclusions")

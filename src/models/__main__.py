@@ -13,8 +13,8 @@
                   test PF-DRR's plausibility against the training fold's true ones.
 ``train-regressor``  stage three (stage two's encoder and a regression head: encoder
                   frozen, then end to end) or the conventional baseline (a CNN on the PF
-                  ROI), for one BMD target on one fold → ``frozen.pt`` (stage three),
-                  ``final.pt`` and the loss history.
+                  ROI), for each BMD target in turn on one fold → ``frozen.pt`` (stage
+                  three), ``final.pt`` and the loss history per target.
 ``predict-regressors``  a fold's regressors on its test subjects → predictions TSV.
 ``predict-compressed``  a fold's stage-two model (through its BMD calibration) and its
                   regressors on its test subjects' radiographs compressed (each
@@ -124,8 +124,18 @@ def predict_fold_command(a) -> int:
 
 
 def train_regressor_command(a) -> int:
+    """One regressor per ``--target`` in turn, each into its own ``--out-dir``: one
+    process (torch, timm and the fold's split loaded once) for a fold's targets."""
+    if not len(a.target) == len(a.out_dir) == len(a.out_history):
+        raise ValueError("--target, --out-dir and --out-history must pair up")
     train, _ = fold_subjects(a.folds, a.fold)
-    settings = {**(json.loads(a.config) if a.config else {}), "kind": a.kind, "target": a.target}
+    for target, out_dir, out_history in zip(a.target, a.out_dir, a.out_history, strict=True):
+        train_one_regressor(a, train, target, out_dir, out_history)
+    return 0
+
+
+def train_one_regressor(a, train, target: str, out_dir: str, out_history: str) -> None:
+    settings = {**(json.loads(a.config) if a.config else {}), "kind": a.kind, "target": target}
     if a.kind == "decomposition":
         if a.init is None:
             raise ValueError("stage three needs --init, the fold's stage-two checkpoint")
@@ -133,17 +143,16 @@ def train_regressor_command(a) -> int:
         settings.update(backbone=stage2["backbone"], width=stage2["width"])
     cfg = RegressionConfig.from_dict(settings)
     roi = cfg.roi_pixels if a.kind == "conventional" else None
-    data = RegressionDataset(a.table, train, a.target, cfg.factor, cfg.augment, roi_size=roi,
+    data = RegressionDataset(a.table, train, target, cfg.factor, cfg.augment, roi_size=roi,
                              poses=a.poses, augment_intensity=cfg.augment_intensity,
                              augment_range=cfg.augment_range)  # fmt: skip
     cfg.image_size = tuple(data.inputs[0].shape)
-    print(f"{a.kind} regression of {a.target}, fold {a.fold}: {len(data)} radiographs of "
-          f"{len(train)} subjects, input {cfg.image_size}")  # fmt: skip
-    run = train_regressor(data, cfg, a.out_dir, init_from=a.init, progress=not a.quiet)
+    print(f"{a.kind} regression of {target}, fold {a.fold}: {len(data)} radiographs of "
+          f"{len(train)} subjects, input {cfg.image_size}", flush=True)  # fmt: skip
+    run = train_regressor(data, cfg, out_dir, init_from=a.init, progress=not a.quiet)
     label = "stage 3" if a.kind == "decomposition" else "conventional"
-    write_json(a.out_history, {"stage": f"{label}, {a.target}", "fold": a.fold,
-                               "factor": cfg.factor, "history": run["history"]})  # fmt: skip
-    return 0
+    write_json(out_history, {"stage": f"{label}, {target}", "fold": a.fold,
+                             "factor": cfg.factor, "history": run["history"]})  # fmt: skip
 
 
 def predict_regressors_command(a) -> int:
@@ -302,9 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-checks", default=None,
                    help="failure detection: the test PF-DRRs' plausibility (TSV)")  # fmt: skip
     p.set_defaults(run=predict_fold_command)
-    p = sub.add_parser("train-regressor", help="stage three or the baseline, one target")
+    p = sub.add_parser("train-regressor", help="stage three or the baseline, per target")
     p.add_argument("--kind", choices=("decomposition", "conventional"), required=True)
-    p.add_argument("--target", choices=BMD_TARGETS, required=True)
+    p.add_argument("--target", nargs="+", choices=BMD_TARGETS, required=True,
+                   help="one or more BMD columns, each trained in turn")  # fmt: skip
     p.add_argument("--table", required=True, help="dataset_B.tsv")
     p.add_argument("--folds", required=True)
     p.add_argument(
@@ -314,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--init", default=None, help="stage three: the fold's stage-two checkpoint")
     p.add_argument("--config", default=None, help="JSON: RegressionConfig fields")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--out-history", required=True)
+    p.add_argument("--out-dir", nargs="+", required=True, help="one per --target")
+    p.add_argument("--out-history", nargs="+", required=True, help="one per --target")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=train_regressor_command)
     p = sub.add_parser("predict-regressors", help="a fold's regressors on its test subjects")

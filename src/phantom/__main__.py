@@ -50,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out-subjects", required=True)
     m.add_argument("--out-radiographs", required=True)
     t = sub.add_parser("true-poses", help="a view's true poses as registration's pose files")
-    t.add_argument("--view", required=True, help="truth/radiographs/<image>.json")
+    t.add_argument("--view", nargs="+", required=True, help="truth/radiographs/<image>.json")
     t.add_argument("--side", choices=("L", "R"), required=True, help="the target femur's side")
-    t.add_argument("--out-pelvis", required=True)
-    t.add_argument("--out-femur", required=True)
+    t.add_argument("--out-dir", default=None, help="writes IMAGE/pose_{pelvis,femur}.json")
+    t.add_argument("--out-index", default=None, help="with --out-dir: its files' SHA-256")
+    t.add_argument("--out-pelvis", default=None, help="with one view, no --out-dir")
+    t.add_argument("--out-femur", default=None, help="with one view, no --out-dir")
     a = ap.parse_args(argv)
 
     def command() -> int:
@@ -71,7 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         elif a.command == "true-poses":
             from phantom.radiographs import write_true_poses
 
-            write_true_poses(a.view, a.side, a.out_pelvis, a.out_femur)
+            if a.out_dir:
+                for view in a.view:
+                    write_true_poses(view, a.side, out_dir=a.out_dir)
+                if a.out_index:
+                    from conventions.files import write_folder_index
+
+                    write_folder_index(a.out_dir, a.out_index)
+            elif len(a.view) == 1 and a.out_pelvis and a.out_femur:
+                write_true_poses(a.view[0], a.side, a.out_pelvis, a.out_femur)
+            else:
+                ap.error("give --out-dir, or --out-pelvis and --out-femur for one view")
         else:
             write_manifest(a.truth, a.out_subjects, a.out_radiographs)
         return 0

@@ -21,7 +21,15 @@ from scipy.spatial.transform import Rotation
 from conventions.ct import voxel_to_physical_matrix
 from conventions.geometry import ProjectionGeometry, read_json_object
 from conventions.labels import BONE_LABELS, SIDE_SIGN
-from conventions.pose import R_AP, Pose, rigid_matrix, rotation_about, write_pose
+from conventions.pose import (
+    HIP_BODIES,
+    R_AP,
+    Pose,
+    pose_path,
+    rigid_matrix,
+    rotation_about,
+    write_pose,
+)
 from drr.simulate import (
     XraySettings,
     expose,
@@ -167,11 +175,14 @@ def render_view(
     return image, geometry, poses
 
 
-def write_true_poses(view_json, side: str, out_pelvis, out_femur) -> None:
+def write_true_poses(view_json, side: str, out_pelvis=None, out_femur=None, out_dir=None) -> None:
     """A view's true poses (``truth/radiographs/<image>.json``) as registration's pose
     files, the pelvis and the ``side`` femur, status ok: the dataset built on them shows
-    what the models learn when registration is perfect (``registration.poses: true``)."""
+    what the models learn when registration is perfect (``registration.poses: true``).
+    With ``out_dir``, where registration writes them (``conventions.pose.pose_path``)."""
     view = read_json_object(view_json)
+    if out_dir is not None:
+        out_pelvis, out_femur = (pose_path(out_dir, view["image_id"], b) for b in HIP_BODIES)
     femur = "femur_left" if side == "L" else "femur_right"
     note = "the phantom's true pose (registration.poses: true), no search"
     for body, key, out in (("pelvis", "pelvis", out_pelvis), ("femur", femur, out_femur)):

@@ -15,9 +15,13 @@ body's centre) and a coarse in-plane grid; with it, from that pose as is.
 The hip, pelvis then the target-side femur (the workflow's ``register`` rule)::
 
     python -m registration hip --subject S --ct CT --bone-labels LABELS
-        --landmarks landmarks.json --xray XRAY [--geometry G] --side L
-        [--init-pelvis P] [--init-femur P] --out-pelvis pose_pelvis.json
-        --out-femur pose_femur.json
+        --landmarks landmarks.json --side L --image ID [ID ...] --xray XRAY [XRAY ...]
+        [--geometry G [G ...]] [--init-pelvis ID=P ...] [--init-femur ID=P ...]
+        --out-dir registration/
+
+registers each of the subject's radiographs in turn in one process (the CT read and its
+bodies built once) and writes ``registration/ID/pose_pelvis.json`` and ``pose_femur.json``;
+with one radiograph, ``--out-pelvis`` and ``--out-femur`` name the files instead.
 
 Each pose file holds ``camera_from_ct``, GC, the status (ok, suspect, failed) and its
 reasons, evaluations and seconds. Bad input exits 2 with one line naming the subject,
@@ -34,8 +38,9 @@ import SimpleITK as sitk
 
 from conventions.ct import read_ct, require_same_grid
 from conventions.errors import InputError, run_cli
+from conventions.files import write_folder_index
 from conventions.landmarks import read_landmarks
-from conventions.pose import Pose, read_pose, write_pose
+from conventions.pose import HIP_BODIES, Pose, pose_path, read_pose, write_pose
 from conventions.radiograph import Radiograph, read_radiograph
 from registration.assess import Thresholds, body_points
 from registration.bodies import (
@@ -127,7 +132,53 @@ def body_command(a) -> int:
     return 0
 
 
+def per_image_option(values: list[str] | None, images: list[str], option: str) -> dict:
+    """``--init-pelvis``/``--init-femur`` values by image: ``IMAGE=PATH`` each, or one plain
+    PATH when there is one radiograph."""
+    out = {}
+    for value in values or []:
+        image, sep, path = value.partition("=")
+        if sep and image in images:
+            out[image] = path
+        elif len(images) == 1:
+            out[images[0]] = value
+        else:
+            raise InputError(value, f"{option} takes IMAGE=PATH for one of {images}")
+    return out
+
+
+def hip_outputs(a, images: list[str]) -> dict[str, dict[str, str]]:
+    """Each radiograph's pose files: in ``--out-dir`` (conventions.pose.pose_path), or, for
+    one radiograph, ``--out-pelvis`` and ``--out-femur``."""
+    if a.out_index and not a.out_dir:
+        raise InputError(a.out_index, "--out-index indexes --out-dir: give both")
+    if a.out_dir:
+        if not a.image:
+            raise InputError(
+                a.out_dir, "--out-dir needs --image: the radiographs' IDs name its folders"
+            )
+        return {i: {b: str(pose_path(a.out_dir, i, b)) for b in HIP_BODIES} for i in images}
+    if len(images) != 1 or not (a.out_pelvis and a.out_femur):
+        raise InputError(
+            a.xray[0], "give --out-dir, or --out-pelvis and --out-femur for one radiograph"
+        )
+    return {images[0]: {"pelvis": a.out_pelvis, "femur": a.out_femur}}
+
+
 def hip_command(a) -> int:
+    """Pelvis then femur for each of a subject's radiographs, in one process: the CT, its
+    labels and the bodies built from them once for all (a subject's job, not a film's)."""
+    images = a.image or ([a.xray[0]] if len(a.xray) == 1 else None)
+    if images is None or len(images) != len(a.xray):
+        raise InputError(a.xray[0], "--image must name each --xray, in order")
+    geometries = a.geometry or [None] * len(images)
+    if len(geometries) != len(images):
+        raise InputError(a.xray[0], "--geometry must be given for each --xray, or for none")
+    outputs = hip_outputs(a, images)
+    init_paths = {
+        body: per_image_option(getattr(a, f"init_{body}"), images, f"--init-{body}")
+        for body in HIP_BODIES
+    }
     ct = read_ct(a.ct)
     labels = labels_array(a.bone_labels, ct)
     missing = missing_hip_bodies(labels, a.side)
@@ -145,40 +196,44 @@ def hip_command(a) -> int:
     midline = (
         (lm[target] + lm[other]) / 2.0 if other in lm else label_centroid(labels, PELVIS_LABELS, ct)
     )
-    r = read_xray(a.xray, a.geometry)
+    # Every input read and checked before the first search: bad input fails in seconds.
+    xrays = [read_xray(x, g) for x, g in zip(a.xray, geometries, strict=True)]
     init = {
-        "pelvis": read_pose(a.init_pelvis).camera_from_ct if a.init_pelvis else None,
-        "femur": read_pose(a.init_femur).camera_from_ct if a.init_femur else None,
+        body: {i: read_pose(p).camera_from_ct for i, p in paths.items()}
+        for body, paths in init_paths.items()
     }
     bodies = hip_bodies(ct, labels, a.side)
-    out = register_hip(
-        bodies,
-        r.pixels,
-        r.geometry,
-        lm[target],
-        midline,
-        a.side,
-        initial_pelvis=init["pelvis"],
-        initial_femur=init["femur"],
-        thresholds=thresholds(a),
-        device=search_device(a.device),
-    )
-    how = {
-        "pelvis": f"from {a.init_pelvis}" if a.init_pelvis else "standard AP and an in-plane grid",
-        "femur": f"from {a.init_femur}"
-        if a.init_femur
-        else "the pelvis's pose and a grid of in-plane turns about the head",
-    }
-    image = a.image or a.xray
-    for body, path in (("pelvis", a.out_pelvis), ("femur", a.out_femur)):
-        doc = pose_document(out[body], how[body], image)
-        doc.extra["subject_id"] = a.subject
-        write_pose(path, doc)
-        res = out[body]
-        print(
-            f"subject {a.subject} {image} {body}: GC {res.result.gc:.3f}, "
-            f"{res.assessment['status']} {res.assessment['reasons']}, {res.seconds:.1f} s"
+    for image, r in zip(images, xrays, strict=True):
+        out = register_hip(
+            bodies,
+            r.pixels,
+            r.geometry,
+            lm[target],
+            midline,
+            a.side,
+            initial_pelvis=init["pelvis"].get(image),
+            initial_femur=init["femur"].get(image),
+            thresholds=thresholds(a),
+            device=search_device(a.device),
         )
+        how = {
+            "pelvis": "standard AP and an in-plane grid",
+            "femur": "the pelvis's pose and a grid of in-plane turns about the head",
+        }
+        for body in HIP_BODIES:
+            if image in init_paths[body]:
+                how[body] = f"from {init_paths[body][image]}"
+            doc = pose_document(out[body], how[body], image)
+            doc.extra["subject_id"] = a.subject
+            write_pose(outputs[image][body], doc)
+            res = out[body]
+            print(
+                f"subject {a.subject} {image} {body}: GC {res.result.gc:.3f}, "
+                f"{res.assessment['status']} {res.assessment['reasons']}, {res.seconds:.1f} s",
+                flush=True,
+            )
+    if a.out_index:
+        write_folder_index(a.out_dir, a.out_index)
     return 0
 
 
@@ -198,17 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["hip"]:
         p = argparse.ArgumentParser(prog="python -m registration hip", formatter_class=fmt)
         p.add_argument("--subject", required=True)
-        p.add_argument("--image", default=None, help="the radiograph's ID, for the record")
+        p.add_argument("--image", nargs="+", default=None, help="each radiograph's ID")
         p.add_argument("--ct", required=True, help="the CT in HU")
         p.add_argument("--bone-labels", required=True, help="bone labels on the CT grid")
         p.add_argument("--landmarks", required=True)
-        p.add_argument("--xray", required=True)
-        p.add_argument("--geometry", default=None)
+        p.add_argument("--xray", nargs="+", required=True, help="the subject's radiographs")
+        p.add_argument("--geometry", nargs="+", default=None, help="one per --xray")
         p.add_argument("--side", choices=("L", "R"), required=True)
-        p.add_argument("--init-pelvis", default=None)
-        p.add_argument("--init-femur", default=None)
-        p.add_argument("--out-pelvis", required=True)
-        p.add_argument("--out-femur", required=True)
+        p.add_argument("--init-pelvis", nargs="+", default=None, help="IMAGE=PATH each")
+        p.add_argument("--init-femur", nargs="+", default=None, help="IMAGE=PATH each")
+        p.add_argument("--out-dir", default=None, help="writes IMAGE/pose_{pelvis,femur}.json")
+        p.add_argument("--out-index", default=None, help="with --out-dir: its files' SHA-256")
+        p.add_argument("--out-pelvis", default=None, help="with one radiograph, no --out-dir")
+        p.add_argument("--out-femur", default=None, help="with one radiograph, no --out-dir")
         _status_options(p)
         a = p.parse_args(argv[1:])
         run, subject = hip_command, a.subject
