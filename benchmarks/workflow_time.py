@@ -24,7 +24,7 @@ STAGES = {
     "synthetic cohort": ("synthetic_subject", "synthetic_manifest"),
     "import": ("import_ct", "import_radiograph", "cohort_fingerprint"),
     "CT stages": ("calibrate", "segment", "landmarks", "ct_bmd", "ct_qc"),
-    "registration": ("register",),
+    "registration": ("register", "true_poses"),
     "dataset": ("project", "radiograph_qc", "dataset_tables", "folds", "dataset_audit"),
     "models": (
         "train_stage1",
@@ -32,7 +32,7 @@ STAGES = {
         "predict_fold",
         "train_stage3",
         "train_baseline",
-        "predict_regressors",
+        "package_model",
         "gather_predictions",
         "gather_experiment_predictions",
         "training_curves",
@@ -48,6 +48,23 @@ STAGES = {
     ),
     "evaluation": ("evaluate", "evaluation_plots"),
 }
+# A subject's data preparation (issue 20's target 1): import, calibration, segmentation,
+# landmarks, CT BMD, registration of its radiographs, its pairs and QC; not the phantom
+# that stands in for a hospital's files, nor the robustness studies.
+SUBJECT_PREPARATION = (
+    "import_ct",
+    "import_radiograph",
+    "calibrate",
+    "segment",
+    "landmarks",
+    "ct_bmd",
+    "ct_qc",
+    "register",
+    "true_poses",
+    "project",
+    "radiograph_qc",
+    "subject_products",
+)
 STAMP = re.compile(r"^\[(\w{3} \w{3}\s+\d+ [\d:]+ \d{4})\]")
 RULE = re.compile(r"^(?:local)?rule (\w+):")
 JOBID = re.compile(r"^\s+jobid: (\d+)")
@@ -102,6 +119,11 @@ def main() -> int:
         print(f"{stage:20s} {len(mine):5d} {secs:7.0f} {_clock(t0):>12s} {_clock(t1):>9s}")
     total = max(e for _, _, e in spans) - first
     print(f"\nwall clock {_clock(total)} for {len(spans)} jobs")
+    subjects = len(per_rule.get("import_ct", []))
+    if subjects:
+        prep = sum(sum(per_rule.get(r, [])) for r in SUBJECT_PREPARATION)
+        print(f"a subject's data preparation: {prep / subjects:.1f} job-s "
+              f"(mean of {subjects} subjects; rules {', '.join(SUBJECT_PREPARATION)})")  # fmt: skip
     return 0
 
 
