@@ -216,3 +216,19 @@ def test_cli_registers_one_body_from_an_initial_pose(hip, tmp_path):
     r = read_radiograph(out / "radiographs" / "abduction.dcm")
     assert mean_projection_distance(heads, pose.camera_from_ct, true, r.geometry) < 1.0
     assert pose.extra["status"] == "ok" and pose.extra["initialisation"].startswith("from ")
+
+
+def test_initial_poses_are_matched_to_their_radiographs_by_id():
+    """``--init-pelvis IMAGE=PATH`` (a manifest row's initial pose, the workflow's form):
+    each path goes to its own radiograph; one plain path serves one radiograph only."""
+    from conventions.errors import InputError
+    from registration.__main__ import per_image_option
+
+    images = ["ap", "lat=2"]
+    got = per_image_option(["lat=2=poses/a=b.json", "ap=p.json"], images, "--init-pelvis")
+    assert got == {"ap": "p.json", "lat=2": "poses/a=b.json"}
+    assert per_image_option(["lat=2=q.json"], ["lat", "lat=2"], "--x") == {"lat=2": "q.json"}
+    assert per_image_option(["x=y.json"], ["ap"], "--init-femur") == {"ap": "x=y.json"}
+    assert per_image_option(None, images, "--init-femur") == {}
+    with pytest.raises(InputError, match="IMAGE=PATH"):
+        per_image_option(["p.json"], images, "--init-pelvis")

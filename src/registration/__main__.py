@@ -133,13 +133,15 @@ def body_command(a) -> int:
 
 
 def per_image_option(values: list[str] | None, images: list[str], option: str) -> dict:
-    """``--init-pelvis``/``--init-femur`` values by image: ``IMAGE=PATH`` each, or one plain
+    """``--init-pelvis``/``--init-femur`` values by image: ``IMAGE=PATH`` each (the
+    longest image ID that prefixes the value, so IDs and paths may hold "="), or one plain
     PATH when there is one radiograph."""
     out = {}
     for value in values or []:
-        image, sep, path = value.partition("=")
-        if sep and image in images:
-            out[image] = path
+        ids = [i for i in images if value.startswith(f"{i}=")]
+        if ids:
+            image = max(ids, key=len)
+            out[image] = value[len(image) + 1 :]
         elif len(images) == 1:
             out[images[0]] = value
         else:
