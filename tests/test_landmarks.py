@@ -70,3 +70,23 @@ def test_project_landmark_file_round_trip(tmp_path):
     for k in pts:
         assert back[k] == pytest.approx(pts[k])
     assert json.loads((tmp_path / "landmarks.json").read_text())["coordinate_system"] == "LPS"
+
+
+def test_depth_inside_is_scipys_distance_transform_on_the_whole_grid():
+    """The femoral head's thickest point is found on the femur's box grown by a voxel:
+    the same distances as scipy's exact transform of the whole CT, masks touching the
+    grid's edge and anisotropic voxels included."""
+    from scipy import ndimage
+
+    from anatomy.landmarks import depth_inside
+
+    rng = np.random.default_rng(5)
+    for k in range(12):
+        mask = np.zeros((24, 30, 36), bool)
+        blob = ndimage.binary_opening(rng.random((12, 15, 18)) > 0.35)
+        at = [(0, 3, 12)[k % 3], 5, 9 + k]  # touching the first and last slice too
+        mask[at[0] : at[0] + 12, at[1] : at[1] + 15, at[2] : at[2] + 18] = blob[:, :, : 36 - at[2]]
+        spacing = tuple(rng.uniform(0.4, 3.0, 3))
+        full = ndimage.distance_transform_edt(mask, sampling=spacing)
+        assert np.array_equal(depth_inside(mask, spacing), full)
+    assert not depth_inside(np.zeros((4, 4, 4), bool), (1, 1, 1)).any()
