@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from conventions.errors import InputError
-from conventions.files import file_sha256, folder_files, write_text
+from conventions.files import INDEX_COLUMNS, file_record, folder_files, write_text
 
 
 def product_files(products: list[str]) -> list[Path]:
@@ -35,9 +35,8 @@ def subject_inventory(subject: str, root: str | Path, files: list[str]) -> pd.Da
             raise InputError(f, f"a product outside {root}", subject=subject)
         if not path.is_file():
             raise InputError(f, "a product is missing", subject=subject)
-        rows.append({"file": path.relative_to(root).as_posix(), "bytes": path.stat().st_size,
-                     "sha256": file_sha256(path)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["file", "bytes", "sha256"]).sort_values("file")
+        rows.append(file_record(path, root))
+    return pd.DataFrame(rows, columns=list(INDEX_COLUMNS)).sort_values("file")
 
 
 def write_inventory(subject: str, root: str | Path, files: list[str], out_tsv: str) -> None:

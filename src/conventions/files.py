@@ -95,6 +95,16 @@ def folder_files(folder: str | Path) -> list[Path]:
     return sorted(f for f in Path(folder).rglob("*") if f.is_file() and not f.name.startswith("."))
 
 
+INDEX_COLUMNS = ("file", "bytes", "sha256")
+
+
+def file_record(path: Path, root: Path) -> dict:
+    """A product's row in an index or inventory: ``file`` relative to ``root`` (POSIX),
+    ``bytes`` and ``sha256``."""
+    return {"file": path.relative_to(root).as_posix(), "bytes": path.stat().st_size,
+            "sha256": file_sha256(path)}  # fmt: skip
+
+
 def write_folder_index(folder: str | Path, out_tsv: str | Path) -> None:
     """A folder's index: one row per file (``file`` relative to the folder, ``bytes``,
     ``sha256``). A job that writes a folder of per-radiograph files (a subject's
@@ -102,7 +112,6 @@ def write_folder_index(folder: str | Path, out_tsv: str | Path) -> None:
     the index: Snakemake compares a small file's checksum but only a folder's time, so a
     rerun that writes the same bytes then rebuilds nothing downstream."""
     folder = Path(folder)
-    lines = ["file\tbytes\tsha256"]
-    for f in folder_files(folder):
-        lines.append(f"{f.relative_to(folder).as_posix()}\t{f.stat().st_size}\t{file_sha256(f)}")
+    rows = [file_record(f, folder) for f in folder_files(folder)]
+    lines = ["\t".join(INDEX_COLUMNS)] + ["\t".join(str(r[c]) for c in INDEX_COLUMNS) for r in rows]
     write_text(out_tsv, "\n".join(lines) + "\n")
