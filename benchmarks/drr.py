@@ -123,6 +123,7 @@ def bench_batch(image: sitk.Image, path: Path, repeats: int, diffdrr: str | None
         ("ours trilinear, step ½ voxel (default)", lambda: project(volume, g, poses)),
         ("ours trilinear, step 1 voxel", lambda: project(volume, g, poses, step_mm=spacing)),
         ("ours exact (Siddon)", lambda: project(volume, g, poses, integrator="siddon")),
+        ("ours Joseph (registration's)", lambda: project(volume, g, poses, integrator="joseph")),
         (
             "ours trilinear, torch backend on the CPU",
             lambda: project_tensor(volume, g, poses, backend="torch"),
@@ -132,7 +133,7 @@ def bench_batch(image: sitk.Image, path: Path, repeats: int, diffdrr: str | None
         rows += [
             (f"ours {integrator}, torch on CUDA ({torch.cuda.get_device_name()})",
              lambda integrator=integrator: cuda_render(volume, g, poses, integrator))
-            for integrator in ("trilinear", "siddon")
+            for integrator in ("trilinear", "siddon", "joseph")
         ]  # fmt: skip
     for label, fn in rows:
         t = timed(fn, repeats)

@@ -102,7 +102,12 @@ def test_scores_on_a_torch_device_equal_the_numpy_ones(scene):
     poses = np.stack(
         [correction(np.array(x), transform_points(true, iso)) @ true for x in np.eye(6) * 2]
     )
-    for level in (Level(4.8, 1.0, 0), Level(2.4, 1.5, 0, voxel_mm=3.0)):
+    levels = (
+        Level(4.8, 1.0, 0),
+        Level(2.4, 1.5, 0, voxel_mm=3.0),
+        Level(2.4, 1.0, 0, integrator="joseph"),  # the hip's searches
+    )
+    for level in levels:
         on_cpu = Scene(volume, fixed, geometry, level, mask, 0.1 * fixed).gc(poses)
         on_device = Scene(volume, fixed, geometry, level, mask, 0.1 * fixed, device).gc(poses)
         np.testing.assert_allclose(on_cpu, on_device, atol=2e-4)

@@ -18,7 +18,7 @@ from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
 from drr.projector import project
 from phantom.cohort import generate_subject
-from registration.bodies import hip_bodies
+from registration.bodies import PELVIS_LABELS, body_volume, hip_bodies
 from registration.hip import (
     FEMUR_SEARCH,
     PELVIS_SEARCH,
@@ -41,6 +41,27 @@ def hip(tmp_path_factory):
     ct = sitk.ReadImage(str(out / "ct.nii.gz"), sitk.sitkFloat32)
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "truth" / "labels.nii.gz")))
     return out, truth, ct, labels
+
+
+def test_hip_bodies_equal_those_built_on_the_whole_ct(hip):
+    """The bodies are built in the bones' box only: voxel for voxel and affine for affine
+    what the whole CT gives, including a bone touching the grid's edge."""
+    _, truth, ct, labels = hip
+    side = truth["target_side"]
+    other = "R" if side == "L" else "L"
+    edge = labels.copy()
+    edge[0][labels[0] == 0] = femur_label(other)  # the other femur reaches the first slice
+    for lab in (labels, edge):
+        bodies = hip_bodies(ct, lab, side)
+        for name, values in (
+            ("pelvis", PELVIS_LABELS),
+            ("femur", [femur_label(side)]),
+            ("femur_other", [femur_label(other)]),
+        ):
+            whole = body_volume(ct, lab, values, name)
+            assert bodies[name].data.shape == whole.data.shape
+            np.testing.assert_array_equal(bodies[name].data, whole.data)
+            np.testing.assert_array_equal(bodies[name].ct_from_index, whole.ct_from_index)
 
 
 def test_pelvis_then_femur_meet_the_issue_criterion(hip):

@@ -2,7 +2,7 @@
 
     python -m drr --ct CT --geometry geometry.json --pose pose.json --out OUT.mha \\
         [--quantity raw|attenuation|areal-density] [--mask LABELS --labels 76,78] \\
-        [--integrator trilinear|siddon] [--step-mm S] [--device cpu|cuda]
+        [--integrator trilinear|siddon|joseph] [--step-mm S] [--device cpu|cuda]
 
 OUT is a 2D float32 image whose rows and columns follow the geometry, with the
 detector's pixel spacing.
@@ -21,7 +21,7 @@ from conventions.errors import InputError, run_cli
 from conventions.geometry import read_geometry
 from conventions.pose import read_pose
 from conventions.radiograph import write_radiograph
-from drr.projector import project
+from drr.projector import INTEGRATORS, project
 from drr.quantities import QUANTITIES, integrand
 from drr.volume import Volume
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quantity", choices=QUANTITIES, default="raw")
     ap.add_argument("--mask", help="label image on the CT's grid")
     ap.add_argument("--labels", help="comma-separated label values that the mask keeps")
-    ap.add_argument("--integrator", choices=["trilinear", "siddon"], default="trilinear")
+    ap.add_argument("--integrator", choices=INTEGRATORS, default="trilinear")
     ap.add_argument(
         "--step-mm",
         type=float,

@@ -22,6 +22,43 @@ def trilinear_march(
 ) -> torch.Tensor:
     """Samples of the trilinear interpolant (grid_sample, zero outside) every step_mm on
     a lattice anchored at the source, as the numba kernel does."""
+    dl = step_mm / mm_per_lambda
+    k_first = torch.ceil(lam_in / dl - 0.5)
+    n_per_ray = (torch.floor(lam_out / dl - 0.5) - k_first + 1).clamp(min=0)
+    weight = torch.full_like(dl, step_mm)
+    return _sample_sums(
+        volume, origin, direction, (k_first + 0.5) * dl, dl, n_per_ray, weight, max_samples
+    )
+
+
+def joseph(
+    volume: torch.Tensor,
+    origin: torch.Tensor,
+    direction: torch.Tensor,
+    mm_per_lambda: torch.Tensor,
+    lam_in: torch.Tensor,
+    lam_out: torch.Tensor,
+    max_samples: int = 1 << 23,
+) -> torch.Tensor:
+    """Joseph's method, as the numba kernel: the trilinear interpolant where each ray
+    crosses the integer slices of its dominant axis, weighted by its length per slice."""
+    dominant = direction.abs().argmax(dim=1, keepdim=True)
+    om = origin.gather(1, dominant)[:, 0]
+    dm = direction.gather(1, dominant)[:, 0]
+    ma, mb = om + lam_in * dm, om + lam_out * dm
+    m_first = torch.ceil(torch.minimum(ma, mb))
+    n_per_ray = (torch.floor(torch.maximum(ma, mb)) - m_first + 1).clamp(min=0)
+    m0 = torch.where(dm > 0, m_first, m_first + n_per_ray - 1)
+    dlam = 1.0 / dm.abs()
+    return _sample_sums(
+        volume, origin, direction, (m0 - om) / dm, dlam, n_per_ray, mm_per_lambda * dlam,
+        max_samples,
+    )  # fmt: skip
+
+
+def _sample_sums(volume, origin, direction, lam0, dlam, n_per_ray, weight, max_samples):
+    """Σ_k f(origin + λ_k direction) · weight per ray, λ_k = lam0 + k·dlam for k < n, f the
+    trilinear interpolant of ``volume`` (C, D, H, W; index space, zero outside)."""
     c, d, h, w = volume.shape
     vol = volume[None]  # (1, C, D, H, W)
     scale = torch.tensor(
@@ -29,9 +66,6 @@ def trilinear_march(
         dtype=origin.dtype,
         device=origin.device,
     )
-    dl = step_mm / mm_per_lambda
-    k_first = torch.ceil(lam_in / dl - 0.5)
-    n_per_ray = (torch.floor(lam_out / dl - 0.5) - k_first + 1).clamp(min=0)
     out = torch.zeros(len(origin), c, dtype=volume.dtype, device=volume.device)
     hit = torch.nonzero(n_per_ray > 0).flatten()
     if len(hit) == 0:
@@ -47,14 +81,15 @@ def trilinear_march(
         sel = order[start : start + rays_in_chunk]
         n = int(n_per_ray[sel].max().item())
         k = torch.arange(n, dtype=origin.dtype, device=origin.device)
-        lam = (k_first[sel, None] + k[None] + 0.5) * dl[sel, None]  # (r, n)
+        lam = lam0[sel, None] + k[None] * dlam[sel, None]  # (r, n)
         pos = origin[sel, None, :] + lam[..., None] * direction[sel, None, :]
         grid = (pos * scale - 1.0).to(volume.dtype)[None, None]  # (1, 1, r, n, 3)
         samples = F.grid_sample(
             vol, grid, mode="bilinear", padding_mode="zeros", align_corners=True
         )[0, :, 0]  # (C, r, n)
         used = (k[None] < n_per_ray[sel, None]).to(volume.dtype)
-        out[sel] = (samples * used[None]).sum(-1).T * step_mm
+        sums = (samples * used[None]).sum(-1).T  # (r, C)
+        out[sel] = sums * weight[sel, None].to(volume.dtype)
         start += rays_in_chunk
     return out
 

@@ -9,6 +9,9 @@ as arrays. Two integrators:
   voxel beyond its edge, where the interpolant falls off.
 - ``"siddon"``: the exact integral of the voxelised (piecewise-constant) volume, voxel
   by voxel (Siddon 1985 / Jacobs 1998); the reference.
+- ``"joseph"``: the trilinear interpolant sampled where each ray crosses the slices of
+  its dominant axis (Joseph 1982): a bilinear read per slice, about a quarter of the
+  trilinear default's reads. Registration's levels use it (their DRRs are binned).
 
 :func:`project` runs the numba kernels on the CPU and returns a NumPy array: every CPU
 stage uses it, and none of them pays for importing torch (about 2 s a process).
@@ -30,7 +33,8 @@ from drr.volume import Volume
 if TYPE_CHECKING:  # torch is imported only where tensors are made
     import torch
 
-Integrator = Literal["trilinear", "siddon"]
+Integrator = Literal["trilinear", "siddon", "joseph"]
+INTEGRATORS: tuple[str, ...] = ("trilinear", "siddon", "joseph")
 
 
 def default_step_mm(volume: Volume) -> float:
@@ -50,8 +54,8 @@ def clip_box(volume: Volume, integrator: Integrator) -> tuple[np.ndarray, np.nda
 
 
 def _checked_step(volume: Volume, integrator: str, step_mm: float | None) -> float:
-    if integrator not in ("trilinear", "siddon"):
-        raise ValueError(f"unknown integrator {integrator!r} (trilinear or siddon)")
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"unknown integrator {integrator!r} (one of {', '.join(INTEGRATORS)})")
     step = default_step_mm(volume) if step_mm is None else float(step_mm)
     if step <= 0:
         raise ValueError(f"step_mm must be positive, got {step}")
@@ -97,6 +101,9 @@ def project(
     if integrator == "trilinear":
         padded, occupancy = padded_volume(volume)
         kernels_numba.trilinear_march(padded, occupancy, *frames, step, out)
+    elif integrator == "joseph":
+        padded, occupancy = padded_volume(volume)
+        kernels_numba.joseph(padded, occupancy, *frames, out)
     else:
         kernels_numba.siddon(volume.data, *frames, out)
     return out.reshape(b, geometry.rows, geometry.cols, -1).transpose(0, 3, 1, 2)
@@ -131,6 +138,8 @@ def project_tensor(
     }
     if integrator == "trilinear":
         result = kernels_torch.trilinear_march(vol, **t, step_mm=step)
+    elif integrator == "joseph":
+        result = kernels_torch.joseph(vol, **t)
     else:
         result = kernels_torch.siddon(vol, **t)
     return result.reshape(b, geometry.rows, geometry.cols, -1).permute(0, 3, 1, 2)

@@ -71,13 +71,29 @@ class Volume:
         nz = np.any(self.data != 0, axis=0)
         if not nz.any():
             return self
-        lo, hi = [], []
-        for axis in range(3):
-            other = tuple(a for a in range(3) if a != axis)
-            idx = np.flatnonzero(nz.any(axis=other))
-            lo.append(max(int(idx[0]) - margin, 0))
-            hi.append(min(int(idx[-1]) + margin + 1, nz.shape[axis]))
-        (z0, y0, x0), (z1, y1, x1) = lo, hi
-        shift = np.eye(4)
-        shift[:3, 3] = [x0, y0, z0]
-        return Volume(self.data[:, z0:z1, y0:y1, x0:x1], self.ct_from_index @ shift, self.channels)
+        box = support_box(nz, margin)
+        return Volume(
+            self.data[(slice(None), *box)], self.ct_from_index @ index_shift(box), self.channels
+        )
+
+
+def support_box(nonzero: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice]:
+    """(z, y, x) slices of the smallest box holding every True voxel of ``nonzero``,
+    grown by ``margin`` voxels and clipped to the grid (the whole grid when none is)."""
+    if not nonzero.any():
+        return tuple(slice(0, n) for n in nonzero.shape)
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(nonzero.any(axis=other))
+        box.append(
+            slice(max(int(idx[0]) - margin, 0), min(int(idx[-1]) + margin + 1, nonzero.shape[axis]))
+        )
+    return tuple(box)
+
+
+def index_shift(box: tuple[slice, slice, slice]) -> np.ndarray:
+    """4×4 taking a box's voxel indices (x, y, z) to those of the grid it was cut from."""
+    shift = np.eye(4)
+    shift[:3, 3] = [box[2].start, box[1].start, box[0].start]
+    return shift
