@@ -167,6 +167,22 @@ def test_a_binned_detector_sees_a_point_where_the_block_means_put_it(factor):
     np.testing.assert_allclose(binned + 0.5, (full + 0.5) / factor, atol=1e-9)
 
 
+def test_a_cropped_detector_keeps_its_pixels_where_they_were():
+    """A detector's part (rows r0.., cols c0..): a point's pixel there is its pixel on the
+    whole detector less (r0, c0), and its pixel centres are the whole one's."""
+    g = ProjectionGeometry(
+        sdd_mm=1100.0, rows=101, cols=77, pixel_spacing_mm=(0.7, 0.9),
+        principal_point_mm=(30.0, 41.0), source_to_patient_mm=950.0,
+    )  # fmt: skip
+    part = g.cropped(slice(13, 60), slice(5, 77))
+    assert (part.rows, part.cols) == (47, 72)
+    points = np.array([[12.0, -20.0, 1000.0], [-5.0, 33.0, 900.0], [0.0, 0.0, 1050.0]])
+    np.testing.assert_allclose(
+        part.camera_to_pixel(points), g.camera_to_pixel(points) - [13, 5], atol=1e-9
+    )
+    np.testing.assert_allclose(part.pixel_centres(), g.pixel_centres()[13:60, 5:77], atol=1e-12)
+
+
 def test_a_rotation_about_a_point_keeps_the_point_and_turns_the_rest():
     """conventions.pose.rotation_matrix_about, the one builder (single and stacked): the
     centre stays put, every other point turns about it by the rotation."""

@@ -111,3 +111,32 @@ def test_scores_on_a_torch_device_equal_the_numpy_ones(scene):
         on_cpu = Scene(volume, fixed, geometry, level, mask, 0.1 * fixed).gc(poses)
         on_device = Scene(volume, fixed, geometry, level, mask, 0.1 * fixed, device).gc(poses)
         np.testing.assert_allclose(on_cpu, on_device, atol=2e-4)
+
+
+def test_a_masked_scene_renders_only_the_masks_box_and_scores_as_the_whole_image(scene):
+    """A scene with a mask renders and compares only the mask's box grown by the smoothing's
+    and the gradients' reach; every pixel beyond it has no weight in GC, so the scores
+    are those of the whole image (to float rounding), with the background added."""
+    from conventions.similarity import GradientCorrelation
+    from registration.rigid import Level, Scene, downsample_image
+
+    volume, fixed, geometry, true, iso, _ = scene
+    mask = np.zeros(fixed.shape, np.float32)
+    mask[40:150, 30:120] = 1.0  # a box away from every edge of the image
+    background = 0.1 * fixed
+    poses = np.stack(
+        [correction(np.array(x), transform_points(true, iso)) @ true for x in np.eye(6) * 2]
+    )
+    for level in (Level(2.4, 1.0, 0), Level(4.8, 1.5, 0, integrator="joseph")):
+        cropped = Scene(volume, fixed, geometry, level, mask, background)
+        g = cropped.geometry
+        assert cropped.rendered.rows < g.rows and cropped.rendered.cols < g.cols
+        f = cropped.factor
+        whole = GradientCorrelation(
+            downsample_image(fixed, f)[: g.rows, : g.cols],
+            downsample_image(mask, f)[: g.rows, : g.cols] > 0.99,
+            level.sigma_px,
+        )
+        drr = project(cropped.volume, g, poses, integrator=level.integrator).sum(axis=1)
+        expected = whole(drr + downsample_image(background, f)[: g.rows, : g.cols])
+        np.testing.assert_allclose(cropped.gc(poses), expected, atol=2e-6)

@@ -124,6 +124,21 @@ class ProjectionGeometry:
             source_to_patient_mm=self.source_to_patient_mm,
         )
 
+    def cropped(self, rows: slice, cols: slice) -> ProjectionGeometry:
+        """The part of the detector in ``rows`` × ``cols`` (slices of pixel indices, step
+        1): its pixels are where they were, the principal point moves with the corner."""
+        r0, r1, _ = rows.indices(self.rows)
+        c0, c1, _ = cols.indices(self.cols)
+        cx, cy = self.principal_point
+        return ProjectionGeometry(
+            sdd_mm=self.sdd_mm,
+            rows=r1 - r0,
+            cols=c1 - c0,
+            pixel_spacing_mm=(self.row_spacing_mm, self.col_spacing_mm),
+            principal_point_mm=(cx - c0 * self.col_spacing_mm, cy - r0 * self.row_spacing_mm),
+            source_to_patient_mm=self.source_to_patient_mm,
+        )
+
     # -- (de)serialisation --------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -33,9 +33,14 @@ def _is_tensor(x) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+def smoothing_radius(sigma_px: float) -> int:
+    """Pixels :func:`smooth` reaches on each side: ⌈3σ⌉, at least 1 (0: no smoothing)."""
+    return max(1, math.ceil(3.0 * sigma_px)) if sigma_px > 0 else 0
+
+
 def gaussian_kernel(sigma_px: float) -> np.ndarray:
     """Normalised 1D Gaussian, radius ⌈3σ⌉ (float32)."""
-    radius = max(1, math.ceil(3.0 * sigma_px))
+    radius = smoothing_radius(sigma_px)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma_px) ** 2)
     return (k / k.sum()).astype(np.float32)

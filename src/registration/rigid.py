@@ -24,7 +24,7 @@ import numpy as np
 
 from conventions.geometry import ProjectionGeometry
 from conventions.pose import rotation_from_rotvec, rotation_matrix_about, transform_points
-from conventions.similarity import GradientCorrelation
+from conventions.similarity import GradientCorrelation, smoothing_radius
 from drr.projector import project, project_tensor
 from drr.volume import Volume
 
@@ -141,6 +141,18 @@ def downsample_volume(volume: Volume, f: int) -> Volume:
     return Volume(data, volume.ct_from_index @ scale, volume.channels)
 
 
+def compared_box(mask: np.ndarray | None, reach: int, shape) -> tuple[slice, slice]:
+    """Rows and cols of the box holding the mask's pixels grown by ``reach`` and clipped
+    to the image (the whole image without a mask, or with an empty one)."""
+    if mask is None or not mask.any():
+        return slice(0, shape[0]), slice(0, shape[1])
+    box = []
+    for axis in (0, 1):
+        idx = np.flatnonzero(mask.any(axis=1 - axis))
+        box.append(slice(max(int(idx[0]) - reach, 0), min(int(idx[-1]) + reach + 1, shape[axis])))
+    return box[0], box[1]
+
+
 class Scene:
     """One level's fixed image, mask, background and volume, and GC of a batch of poses.
 
@@ -157,18 +169,19 @@ class Scene:
         self, volume, radiograph, geometry, level: Level, mask=None, background=None, device=None
     ):
         self.factor = f = level.image_factor(geometry)
-        self.geometry = g = geometry.binned(f)
+        self.geometry = g = geometry.binned(f)  # the level's whole detector
         self.device = device
-        self.fixed = self._array(downsample_image(radiograph, f)[: g.rows, : g.cols])
-        self.mask = (
-            None
-            if mask is None
-            else self._array(downsample_image(mask, f)[: g.rows, : g.cols] > 0.99)
-        )
+        mask = None if mask is None else downsample_image(mask, f)[: g.rows, : g.cols] > 0.99
+        # Only the mask's box is rendered and compared, grown by what the smoothing and the
+        # central differences reach: no pixel beyond it touches GC (the femur's half image).
+        box = compared_box(mask, smoothing_radius(level.sigma_px) + 1, (g.rows, g.cols))
+        self.rendered = g.cropped(*box)
+        self.fixed = self._array(downsample_image(radiograph, f)[: g.rows, : g.cols][box])
+        self.mask = None if mask is None else self._array(mask[box])
         self.background = (
             None
             if background is None
-            else self._array(downsample_image(background, f)[: g.rows, : g.cols])
+            else self._array(downsample_image(background, f)[: g.rows, : g.cols][box])
         )
         self.volume = downsample_volume(volume, level.volume_factor(volume.spacing_mm, f))
         self.integrator = level.integrator
@@ -183,12 +196,13 @@ class Scene:
         return torch.from_numpy(a).to(self.device)
 
     def drr(self, poses: np.ndarray):
-        """The moving images (B, rows, cols): the body's DRR plus the background."""
+        """The moving images (B, rows, cols) of the compared box (``rendered``): the body's
+        DRR plus the background."""
         if self.device is None:
-            d = project(self.volume, self.geometry, poses, integrator=self.integrator).sum(axis=1)
+            d = project(self.volume, self.rendered, poses, integrator=self.integrator).sum(axis=1)
         else:
             d = project_tensor(
-                self.volume, self.geometry, poses, integrator=self.integrator, device=self.device
+                self.volume, self.rendered, poses, integrator=self.integrator, device=self.device
             ).sum(dim=1)
         return d if self.background is None else d + self.background
 
