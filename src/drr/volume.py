@@ -77,14 +77,15 @@ class Volume:
         )
 
 
-def support_box(nonzero: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice]:
-    """(z, y, x) slices of the smallest box holding every True voxel of ``nonzero``,
-    grown by ``margin`` voxels and clipped to the grid (the whole grid when none is)."""
+def support_box(nonzero: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
+    """Slices, one per axis ((z, y, x) of a volume; (rows, cols) of an image), of the
+    smallest box holding every True element of ``nonzero``, grown by ``margin`` and
+    clipped to the grid (the whole grid when none is)."""
     if not nonzero.any():
         return tuple(slice(0, n) for n in nonzero.shape)
     box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
+    for axis in range(nonzero.ndim):
+        other = tuple(a for a in range(nonzero.ndim) if a != axis)
         idx = np.flatnonzero(nonzero.any(axis=other))
         box.append(
             slice(max(int(idx[0]) - margin, 0), min(int(idx[-1]) + margin + 1, nonzero.shape[axis]))

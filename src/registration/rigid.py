@@ -26,7 +26,7 @@ from conventions.geometry import ProjectionGeometry
 from conventions.pose import rotation_from_rotvec, rotation_matrix_about, transform_points
 from conventions.similarity import GradientCorrelation, smoothing_radius
 from drr.projector import project, project_tensor
-from drr.volume import Volume
+from drr.volume import Volume, support_box
 
 
 def _import_cma():
@@ -141,18 +141,6 @@ def downsample_volume(volume: Volume, f: int) -> Volume:
     return Volume(data, volume.ct_from_index @ scale, volume.channels)
 
 
-def compared_box(mask: np.ndarray | None, reach: int, shape) -> tuple[slice, slice]:
-    """Rows and cols of the box holding the mask's pixels grown by ``reach`` and clipped
-    to the image (the whole image without a mask, or with an empty one)."""
-    if mask is None or not mask.any():
-        return slice(0, shape[0]), slice(0, shape[1])
-    box = []
-    for axis in (0, 1):
-        idx = np.flatnonzero(mask.any(axis=1 - axis))
-        box.append(slice(max(int(idx[0]) - reach, 0), min(int(idx[-1]) + reach + 1, shape[axis])))
-    return box[0], box[1]
-
-
 class Scene:
     """One level's fixed image, mask, background and volume, and GC of a batch of poses.
 
@@ -174,7 +162,8 @@ class Scene:
         mask = None if mask is None else downsample_image(mask, f)[: g.rows, : g.cols] > 0.99
         # Only the mask's box is rendered and compared, grown by what the smoothing and the
         # central differences reach: no pixel beyond it touches GC (the femur's half image).
-        box = compared_box(mask, smoothing_radius(level.sigma_px) + 1, (g.rows, g.cols))
+        reach = smoothing_radius(level.sigma_px) + 1
+        box = (slice(0, g.rows), slice(0, g.cols)) if mask is None else support_box(mask, reach)
         self.rendered = g.cropped(*box)
         self.fixed = self._array(downsample_image(radiograph, f)[: g.rows, : g.cols][box])
         self.mask = None if mask is None else self._array(mask[box])
