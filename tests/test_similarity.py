@@ -80,3 +80,36 @@ def test_numpy_and_torch_give_the_same_scores(image, sigma):
         b = fn(image.to(device), moving.to(device), sigma_px=sigma, **on_device)
         assert isinstance(a, np.ndarray) and torch.is_tensor(b)
         np.testing.assert_allclose(a, b.cpu().numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("sigma_px", [0.0, 1.0, 1.5])
+@pytest.mark.parametrize("mask_kind", ["none", "binary", "fractional"])
+def test_fused_gc_equals_the_array_formula(sigma_px, mask_kind):
+    """registration's fused GC (channels and background summed, smoothed, differenced and
+    reduced in one compiled pass) scores as GradientCorrelation on the summed image, to
+    float rounding: with no mask, a binary one and fractional weights, any smoothing."""
+    from conventions.similarity import GradientCorrelation
+    from registration.fused_gc import FusedGradientCorrelation
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:70, 0:90]
+    fixed = (np.sin(x / 6.0) + np.cos(y / 9.0) + 0.2 * rng.normal(size=x.shape)).astype(np.float32)
+    gains = rng.uniform(0.5, 2.0, (6, 2, 1, 1))
+    moving = (fixed * gains + 0.4 * rng.normal(size=(6, 2, *x.shape))).astype(np.float32)
+    moving[0] = -moving[0]  # anticorrelated: GC of the opposite sign
+    background = (0.3 * fixed + 0.05 * x).astype(np.float32)
+    mask = {
+        "none": None,
+        "binary": (rng.uniform(size=x.shape) > 0.3).astype(np.float32),
+        "fractional": rng.uniform(size=x.shape).astype(np.float32),
+    }[mask_kind]
+    expected = GradientCorrelation(fixed, mask, sigma_px)(moving.sum(axis=1) + background)
+    fused = FusedGradientCorrelation(fixed, mask, sigma_px, background)(moving)
+    np.testing.assert_allclose(fused, expected, atol=1e-6)
+    assert expected[0] < -0.2 < 0.2 < expected[1:].min()  # the scores span both signs
+    # One channel given as (B, H, W), and no background.
+    alone = FusedGradientCorrelation(fixed, mask, sigma_px)(moving[:, 0])
+    reference = GradientCorrelation(fixed, mask, sigma_px)(moving[:, 0])
+    np.testing.assert_allclose(alone, reference, atol=1e-6)
+    with pytest.raises(ValueError, match="differ"):
+        FusedGradientCorrelation(fixed, mask, sigma_px)(moving[:, :, 1:])

@@ -27,6 +27,7 @@ from conventions.pose import rotation_from_rotvec, rotation_matrix_about, transf
 from conventions.similarity import GradientCorrelation, smoothing_radius
 from drr.projector import project, project_tensor
 from drr.volume import Volume, support_box
+from registration.fused_gc import FusedGradientCorrelation
 
 
 def _import_cma():
@@ -174,7 +175,12 @@ class Scene:
         )
         self.volume = downsample_volume(volume, level.volume_factor(volume.spacing_mm, f))
         self.integrator = level.integrator
-        self.similarity = GradientCorrelation(self.fixed, self.mask, level.sigma_px)
+        if device is None:  # the DRR's channels and the background summed in GC's pass
+            self.similarity = FusedGradientCorrelation(
+                self.fixed, self.mask, level.sigma_px, self.background
+            )
+        else:
+            self.similarity = GradientCorrelation(self.fixed, self.mask, level.sigma_px)
 
     def _array(self, a: np.ndarray):
         a = np.ascontiguousarray(a, np.float32)
@@ -196,8 +202,10 @@ class Scene:
         return d if self.background is None else d + self.background
 
     def gc(self, poses: np.ndarray) -> np.ndarray:
-        gc = self.similarity(self.drr(poses))
-        return np.asarray(gc) if self.device is None else gc.cpu().numpy()
+        if self.device is None:
+            drr = project(self.volume, self.rendered, poses, integrator=self.integrator)
+            return self.similarity(drr)
+        return self.similarity(self.drr(poses)).cpu().numpy()
 
 
 def cma_search(
