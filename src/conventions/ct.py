@@ -7,6 +7,8 @@ carry only geometry and voxels: no DICOM header travels into results/.
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,10 +363,33 @@ def clean_copy(image: sitk.Image) -> sitk.Image:
     return out
 
 
+# ITK's NIfTI writer gzips at zlib's default level whatever level it is asked for: 1.5-2 s
+# for the demo's 27 MB float CT, most of a calibration or import job. Level 1 writes it in
+# a fifth of that for 11 % more bytes; the file and every voxel read back are the same.
+NIFTI_GZIP_LEVEL = 1
+
+
 def write_volume(path: str | Path, image: sitk.Image, compress: bool = True) -> None:
     """Write a volume atomically, carrying no metadata beyond its geometry."""
     with atomic_path(path) as tmp:
-        sitk.WriteImage(clean_copy(image), str(tmp), useCompression=compress)
+        if not (compress and tmp.name.endswith(".nii.gz")):
+            sitk.WriteImage(clean_copy(image), str(tmp), useCompression=compress)
+            return
+        raw = tmp.with_name(tmp.name[: -len(".gz")])  # ITK writes .nii, gzip compresses it
+        try:
+            sitk.WriteImage(clean_copy(image), str(raw), useCompression=False)
+            # No time and no (temporary) file name in the gzip header: the same volume gives
+            # the same bytes.
+            with (
+                open(raw, "rb") as src,
+                open(tmp, "wb") as dst,
+                gzip.GzipFile(
+                    filename="", fileobj=dst, mode="wb", compresslevel=NIFTI_GZIP_LEVEL, mtime=0
+                ) as gz,
+            ):
+                shutil.copyfileobj(src, gz, 1 << 20)
+        finally:
+            raw.unlink(missing_ok=True)
 
 
 def voxel_to_physical_matrix(image: sitk.Image) -> np.ndarray:
