@@ -249,6 +249,28 @@ def test_cropping_to_the_support_changes_nothing():
         )
 
 
+def test_a_volume_cropped_channel_by_channel_is_the_stacked_volume_cropped():
+    """drr.volume.cropped_volume cuts each channel to the channels' common support before
+    stacking: the same data and affine as stacking the whole grids and cropping, also
+    when one channel (or every one) is empty, or a channel touches the grid's edge."""
+    from drr.volume import cropped_volume
+
+    rng = np.random.default_rng(4)
+    a = np.zeros(SHAPE, np.float32)
+    b = np.zeros(SHAPE, np.float32)
+    a[20:30, 40:70, 30:50] = rng.random((10, 30, 20))
+    b[0:5, 60:90, 45:60] = rng.random((5, 30, 15))  # at the grid's first slice
+    empty = np.zeros(SHAPE, np.float32)
+    for channels in ({"a": a, "b": b}, {"a": a, "empty": empty}, {"e1": empty, "e2": empty}):
+        expected = Volume(np.stack(list(channels.values())), A, tuple(channels))
+        expected = expected.cropped_to_support()
+        got = cropped_volume(channels, A)
+        assert got.channels == tuple(channels)
+        np.testing.assert_array_equal(got.data, expected.data)
+        np.testing.assert_array_equal(got.ct_from_index, expected.ct_from_index)
+    assert cropped_volume({"a": a, "b": b}, A).data.shape == (2, 31, 52, 32)
+
+
 def test_attenuation_model_anchors():
     mu = hu_to_linear_attenuation(
         np.array([-1000.0, -2000.0, 0.0, hu_of_cortical_bone()]), energy_kev=60.0

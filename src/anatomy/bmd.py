@@ -40,7 +40,7 @@ from conventions.labels import femur_label
 from conventions.pose import ap_pose, rotation_matrix_about, transform_points
 from conventions.units import G_CM2_PER_MG_CM3_MM, MIN_PATH_MM, MM_PER_CM
 from drr.projector import project
-from drr.volume import Volume
+from drr.volume import cropped_volume
 
 BACKGROUND_SHELL_MM = (1.0, 5.0)  # soft tissue measured beyond the spill margin
 BACKGROUND_SIGMA_MM = 6.0  # how far along the surface the soft tissue is averaged
@@ -101,12 +101,7 @@ def dxa_view(
     ``rotation`` (rows x′, y′, z′) turns the femur about ``head_center`` to neutral.
     Returns (images (C, rows, cols), geometry, camera_from_ct).
     """
-    names = list(channels)
-    volume = Volume(
-        np.stack([np.asarray(channels[n], np.float32) for n in names]),
-        voxel_to_physical_matrix(image),
-        tuple(names),
-    ).cropped_to_support()
+    volume = cropped_volume(channels, voxel_to_physical_matrix(image))
     neutral_from_ct = rotation_matrix_about(head_center, rotation)
     # The support's corners in the neutral frame set the detector's extent.
     w, h, d = volume.shape_xyz
