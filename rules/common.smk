@@ -292,7 +292,8 @@ def regressor_config(kind):
     """The settings of stage three (kind "decomposition") or the baseline
     ("conventional"), as ``python -m models train-regressor`` takes them."""
     shared = ["factor", "batch_size", "lr", "weight_decay", "restart_epochs"]
-    shared += ["checkpoint_every", "seed", "augment", "augment_intensity", "augment_range"]
+    shared += ["checkpoint_every", "checkpoint_minutes", "seed"]
+    shared += ["augment", "augment_intensity", "augment_range"]
     cfg = {k: MODELS[k] for k in shared}
     own = dict(MODELS["stage3" if kind == "decomposition" else "baseline"])
     if kind == "conventional":

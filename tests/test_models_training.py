@@ -203,3 +203,34 @@ def test_two_fresh_runs_write_the_same_bytes_on_the_cpu(tiny_dataset, tmp_path):
     xray = np.stack([load_pair(p, "pf")[0] for p in pd.read_csv(tiny_dataset, sep="\t").pair])
     preds = [predict_images(load_generator(str(p))[0].eval(), xray) for p in (a, b)]
     assert np.array_equal(preds[0], preds[1])
+
+
+def test_checkpoints_wait_their_minutes_and_change_nothing_the_run_computes(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """``last.pt`` every ``checkpoint_every`` epochs, but none within ``checkpoint_minutes``
+    of the last one or of the start; a run told to stop always writes one. Which epochs
+    were saved does not change the weights."""
+    import models.train as train
+
+    assert train.end_of_epoch(5, 40, 5, None, 2.0, 1.0) == (True, False)
+    assert train.end_of_epoch(5, 40, 5, None, 0.5, 1.0) == (False, False)  # too soon
+    assert train.end_of_epoch(6, 40, 5, None, 9.0, 1.0) == (False, False)  # not its epoch
+    assert train.end_of_epoch(40, 40, 5, None, 9.0, 1.0) == (False, False)  # final.pt's
+    assert train.end_of_epoch(3, 40, 5, 3, 0.0, 1.0) == (True, True)  # told to stop
+    saved = []
+    real = train.save_checkpoint
+    monkeypatch.setattr(
+        train,
+        "save_checkpoint",
+        lambda path, *a, **k: saved.append(path.name) or real(path, *a, **k),
+    )
+    ds = PairDataset(tiny_dataset, [f"S{i}" for i in range(6)], "pf", augment=True)
+    train_stage(ds, config(epochs=3, checkpoint_minutes=0.0), tmp_path / "every", progress=False)
+    assert saved == ["last.pt", "last.pt", "final.pt"]
+    saved.clear()
+    train_stage(ds, config(epochs=3), tmp_path / "gated", progress=False)  # a minute apart
+    assert saved == ["final.pt"]
+    a = load_checkpoint(tmp_path / "every" / "final.pt")["generator"]
+    b = load_checkpoint(tmp_path / "gated" / "final.pt")["generator"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from models.regression import ConventionalRegressor, DecompositionRegressor, weighted_l1
 from models.train import (
+    CheckpointClock,
     adamw,
     cosine_restarts,
     end_of_epoch,
@@ -48,6 +49,7 @@ class RegressionConfig:
     restart_epochs: int = 10  # cosine warm restarts' period, fitted to each phase
     batch_size: int = 4
     checkpoint_every: int = 5
+    checkpoint_minutes: float = 1.0  # and no sooner after the last one (train.end_of_epoch)
     augment: bool = True  # the paper's augmentations
     augment_intensity: bool = True  # brightness and contrast too (models.data)
     augment_range: float = 1.0  # the fraction of the paper's geometric ranges
@@ -189,6 +191,7 @@ def train_regressor(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     phase_names = ("frozen", "finetune") if cfg.kind == "decomposition" else ("train",)
+    clock = CheckpointClock()
     for epoch in range(start, cfg.total_epochs):
         if run.phase_of(epoch) != run.phase:
             run.set_phase(run.phase_of(epoch))
@@ -220,10 +223,16 @@ def train_regressor(
         if cfg.kind == "decomposition" and done == cfg.epochs:
             save_checkpoint(out / "frozen.pt", run, done, history, loader_rng, identity)
         save_last, stop = end_of_epoch(
-            done, cfg.total_epochs, cfg.checkpoint_every, stop_after_epoch
+            done,
+            cfg.total_epochs,
+            cfg.checkpoint_every,
+            stop_after_epoch,
+            clock.minutes(),
+            cfg.checkpoint_minutes,
         )
         if save_last:
             save_checkpoint(out / "last.pt", run, done, history, loader_rng, identity)
+            clock.saved()
         if stop:
             return {"history": history, "model": run.model}
     save_final_checkpoint(out, run, cfg.total_epochs, history, loader_rng, identity)
