@@ -375,21 +375,21 @@ def write_volume(path: str | Path, image: sitk.Image, compress: bool = True) -> 
         if not (compress and tmp.name.endswith(".nii.gz")):
             sitk.WriteImage(clean_copy(image), str(tmp), useCompression=compress)
             return
-        raw = tmp.with_name(tmp.name[: -len(".gz")])  # ITK writes .nii, gzip compresses it
-        try:
+        # ITK writes the plain .nii under a temporary name of its own; gzip compresses it
+        # into ``tmp``. No time and no (temporary) file name in the gzip header: the same
+        # volume gives the same bytes.
+        scratch = tmp.with_name(tmp.name[: -len(".gz")])
+        with atomic_path(scratch) as raw:
             sitk.WriteImage(clean_copy(image), str(raw), useCompression=False)
-            # No time and no (temporary) file name in the gzip header: the same volume gives
-            # the same bytes.
             with (
-                open(raw, "rb") as src,
-                open(tmp, "wb") as dst,
+                raw.open("rb") as src,
+                tmp.open("wb") as dst,
                 gzip.GzipFile(
                     filename="", fileobj=dst, mode="wb", compresslevel=NIFTI_GZIP_LEVEL, mtime=0
                 ) as gz,
             ):
                 shutil.copyfileobj(src, gz, 1 << 20)
-        finally:
-            raw.unlink(missing_ok=True)
+        scratch.unlink()
 
 
 def voxel_to_physical_matrix(image: sitk.Image) -> np.ndarray:
