@@ -9,7 +9,7 @@ fused: its channels and the background are summed, smoothed, differenced and red
 four sums per gradient direction, in float64, without temporaries of the batch's size;
 the fixed image's side is GradientCorrelation's own. GC follows from the sums in closed
 form (the weighted centring expanded), equal to the array formula to float rounding
-(tests/test_registration.py).
+(tests/test_similarity.py).
 """
 
 from __future__ import annotations

@@ -190,22 +190,18 @@ class Scene:
 
         return torch.from_numpy(a).to(self.device)
 
-    def drr(self, poses: np.ndarray):
-        """The moving images (B, rows, cols) of the compared box (``rendered``): the body's
-        DRR plus the background."""
-        if self.device is None:
-            d = project(self.volume, self.rendered, poses, integrator=self.integrator).sum(axis=1)
-        else:
-            d = project_tensor(
-                self.volume, self.rendered, poses, integrator=self.integrator, device=self.device
-            ).sum(dim=1)
-        return d if self.background is None else d + self.background
-
     def gc(self, poses: np.ndarray) -> np.ndarray:
-        if self.device is None:
+        """GC of the compared box (``rendered``) at each pose: the body's DRR plus the
+        background against the fixed image."""
+        if self.device is None:  # channels and background are summed in the fused pass
             drr = project(self.volume, self.rendered, poses, integrator=self.integrator)
             return self.similarity(drr)
-        return self.similarity(self.drr(poses)).cpu().numpy()
+        moving = project_tensor(
+            self.volume, self.rendered, poses, integrator=self.integrator, device=self.device
+        ).sum(dim=1)
+        if self.background is not None:
+            moving = moving + self.background
+        return self.similarity(moving).cpu().numpy()
 
 
 def cma_search(
