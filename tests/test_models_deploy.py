@@ -180,7 +180,7 @@ def test_the_cli_writes_the_prediction_and_its_figure(model_dir, tmp_path, monke
         model.generator = MeanPfDrr(typical)
         return model
 
-    monkeypatch.setattr("models.__main__.load_model", load_with_stand_in)
+    monkeypatch.setattr(deploy, "load_model", load_with_stand_in)  # the CLI imports it per call
     path = tmp_path / "hip.dcm"
     write_dicom_radiograph(path, np.random.default_rng(0).integers(0, 4095, (64, 64)))
     assert models_main(["predict", "--model-dir", str(out), "--xray", str(path), "--side", "R",

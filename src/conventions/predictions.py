@@ -38,6 +38,8 @@ METHODS = {
 }
 # The methods learned from the radiograph (the paper's significance tests compare these).
 LEARNED_METHODS = [CONVENTIONAL, DECOMPOSITION, REGRESSION_FROZEN, REGRESSION]
+# The robustness experiments beside "main" (rules/common.smk: EXPERIMENT_SETTINGS).
+ROBUSTNESS_EXPERIMENTS = ("limited_poses", "uncalibrated_ct", "without_hierarchy")
 
 
 def read_predictions(path: str | Path, required=REQUIRED_COLUMNS) -> pd.DataFrame:

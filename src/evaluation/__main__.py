@@ -18,36 +18,15 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from conventions.errors import InputError, run_cli
-from conventions.files import atomic_path, write_text
-from conventions.predictions import REQUIRED_COLUMNS, read_predictions
-from evaluation.categories import NHANES_TOTAL_HIP_WOMEN, who_category_counts
-from evaluation.compression import compress, parse_condition
-from evaluation.plots import (
-    absolute_error_figure,
-    bland_altman_figure,
-    compression_figure,
-    pf_intensity_figure,
-    posewise_figure,
-    save_png,
-    scatter_figure,
-)
-from evaluation.statistics import experiment_tests, method_tests
-from evaluation.summary import (
-    LEARNED_METHODS,
-    ROBUSTNESS_EXPERIMENTS,
-    cohort_metrics,
-    compression_metrics,
-    experiment_titles,
-    failure_detection_metrics,
-    pf_intensity_correlations,
-    posewise_metrics,
-    read_experiments,
-    table2_markdown,
-)
+from conventions.files import write_text
+from conventions.predictions import ROBUSTNESS_EXPERIMENTS
+from conventions.who import NHANES_TOTAL_HIP_WOMEN
+
+# Each command imports its own statistics (scipy.stats, statsmodels) and figures
+# (matplotlib): together ~1.5 s that ``compress``, run once per condition, does not use.
 
 
 def _tsv(frame: pd.DataFrame) -> str:
@@ -55,6 +34,18 @@ def _tsv(frame: pd.DataFrame) -> str:
 
 
 def summarise_command(a) -> int:
+    from evaluation.categories import who_category_counts
+    from evaluation.statistics import experiment_tests, method_tests
+    from evaluation.summary import (
+        LEARNED_METHODS,
+        cohort_metrics,
+        experiment_titles,
+        failure_detection_metrics,
+        posewise_metrics,
+        read_experiments,
+        table2_markdown,
+    )
+
     if bool(a.checks) != bool(a.out_failure):
         raise ValueError("--checks and --out-failure go together")
     experiments = read_experiments(a.predictions, a.experiment, a.limited_poses)
@@ -87,6 +78,15 @@ def summarise_command(a) -> int:
 
 
 def plots_command(a) -> int:
+    from evaluation.plots import (
+        absolute_error_figure,
+        bland_altman_figure,
+        posewise_figure,
+        save_png,
+        scatter_figure,
+    )
+    from evaluation.summary import posewise_metrics, read_experiments
+
     experiments = read_experiments(a.predictions, a.experiment, a.limited_poses)
     predictions = experiments["main"]
     save_png(scatter_figure(predictions), a.out_scatter)
@@ -102,6 +102,11 @@ def plots_command(a) -> int:
 def compress_command(a) -> int:
     """Every radiograph of the table under one condition: the files, and an index of
     (condition, subject_id, image, file, bytes)."""
+    import numpy as np
+
+    from conventions.files import atomic_path
+    from evaluation.compression import compress, parse_condition
+
     parse_condition(a.condition)  # a clear error before any file is written
     table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str, "image": str})
     out_dir = Path(a.out_dir)
@@ -123,6 +128,10 @@ def compress_command(a) -> int:
 
 def compression_command(a) -> int:
     """The folds' predictions of the compressed radiographs in one table, and its curves."""
+    from conventions.predictions import REQUIRED_COLUMNS, read_predictions
+    from evaluation.plots import compression_figure, save_png
+    from evaluation.summary import compression_metrics
+
     parts = [read_predictions(p, REQUIRED_COLUMNS | {"condition", "bytes"}) for p in a.predictions]
     predictions = pd.concat(parts, ignore_index=True)
     write_text(a.out_predictions, _tsv(predictions))
@@ -136,6 +145,9 @@ def compression_command(a) -> int:
 def intensities_command(a) -> int:
     """The paper's Fig. 1: the folds' PF-region intensities, their PCCs with BMD, the
     figure."""
+    from evaluation.plots import pf_intensity_figure, save_png
+    from evaluation.summary import pf_intensity_correlations
+
     frames = [pd.read_csv(p, sep="\t", dtype={"subject_id": str, "image": str})
               for p in a.intensities]  # fmt: skip
     table = pd.concat(frames, ignore_index=True).sort_values(["subject_id", "image"])

@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from conventions.predictions import BMD_TARGETS, LEARNED_METHODS, METHODS, read_predictions
+from conventions.predictions import (
+    BMD_TARGETS,
+    LEARNED_METHODS,
+    METHODS,
+    ROBUSTNESS_EXPERIMENTS,
+    read_predictions,
+)
 from evaluation.metrics import bland_altman, icc, mae, pearson, rms_cv, see
 
 __all__ = ["LEARNED_METHODS", "METHODS", "TARGETS"]  # Table 2's rows, the paper's order
@@ -225,10 +231,6 @@ def pf_intensity_correlations(intensities: pd.DataFrame) -> pd.DataFrame:
             rows.append({"image": image, "target": target, "n": int(ok.sum()), "pcc": r,
                          "pcc_p": p})  # fmt: skip
     return pd.DataFrame(rows, columns=["image", "target", "n", "pcc", "pcc_p"])
-
-
-# The robustness experiments beside "main" (rules/common.smk: EXPERIMENT_SETTINGS).
-ROBUSTNESS_EXPERIMENTS = ("limited_poses", "uncalibrated_ct", "without_hierarchy")
 
 
 def read_experiments(main: str, items=(), limited_poses=()) -> dict[str, pd.DataFrame]:

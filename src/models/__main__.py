@@ -32,46 +32,22 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from conventions.errors import InputError, run_cli
-from conventions.files import write_json, write_npz, write_text
-from conventions.geometry import read_json_object
-from conventions.labels import SIDES
 from conventions.predictions import BMD_TARGETS, PREDICTION_COLUMNS
-from conventions.radiograph import read_radiograph
 from conventions.who import NHANES_TOTAL_HIP_WOMEN
-from models.bmd import BmdCalibration
-from models.cross_validation import (
-    fold_bmd_predictions,
-    pf_drr_checks,
-    pf_roi_intensities,
-    prediction_rows,
-    regressor_rows,
-)
-from models.data import (
-    PairDataset,
-    RegressionDataset,
-    fold_index,
-    fold_rows,
-    fold_subjects,
-    load_input,
-    load_pair,
-)
-from models.deploy import load_model, overlay_figure, package_model, predict_hips
-from models.plausibility import PlausibleRange
-from models.predict import load_generator, predict_images
-from models.train import TrainConfig, load_checkpoint, train_stage
-from models.train_regression import (
-    RegressionConfig,
-    train_regressor,
-)
+from models.folds import fold_index, fold_rows, fold_subjects
+
+# Each command imports torch, timm and the networks itself: a job pays ~4 s for them,
+# which argument parsing, --help and the table-only ``gather`` do not need.
 
 STAGE_TARGET = {1: "bone", 2: "pf"}
 
 
 def train_command(a) -> int:
+    from conventions.files import write_json
+    from models.data import PairDataset
+    from models.train import TrainConfig, train_stage
+
     train, _ = fold_subjects(a.folds, a.fold)
     overrides = json.loads(a.config) if a.config else {}
     factor = int(overrides.pop("factor", 1))
@@ -89,6 +65,20 @@ def train_command(a) -> int:
 
 
 def predict_fold_command(a) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from conventions.files import write_json, write_text
+    from models.cross_validation import (
+        fold_bmd_predictions,
+        pf_drr_checks,
+        pf_roi_intensities,
+        regressor_rows,
+    )
+    from models.data import load_pair
+    from models.plausibility import PlausibleRange
+    from models.predict import load_generator, predict_images
+
     generator, _ = load_generator(a.model)
     train, test = fold_subjects(a.folds, a.fold)
     table = fold_rows(a.table, set(train) | set(test))
@@ -135,6 +125,11 @@ def train_regressor_command(a) -> int:
 
 
 def train_one_regressor(a, train, target: str, out_dir: str, out_history: str) -> None:
+    from conventions.files import write_json
+    from models.data import RegressionDataset
+    from models.train import load_checkpoint
+    from models.train_regression import RegressionConfig, train_regressor
+
     settings = {**(json.loads(a.config) if a.config else {}), "kind": a.kind, "target": target}
     if a.kind == "decomposition":
         if a.init is None:
@@ -156,6 +151,11 @@ def train_one_regressor(a, train, target: str, out_dir: str, out_history: str) -
 
 
 def predict_regressors_command(a) -> int:
+    import pandas as pd
+
+    from conventions.files import write_text
+    from models.cross_validation import regressor_rows
+
     _, test = fold_subjects(a.folds, a.fold)
     rows = regressor_rows(fold_rows(a.table, test), a.models, a.fold)
     out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
@@ -167,6 +167,17 @@ def predict_regressors_command(a) -> int:
 def predict_compressed_command(a) -> int:
     """Every model of a fold on its test radiographs under each compression condition:
     the networks trained on the original radiographs, as a clinic would use them."""
+    import numpy as np
+    import pandas as pd
+
+    from conventions.files import write_text
+    from conventions.geometry import read_json_object
+    from conventions.radiograph import read_radiograph
+    from models.bmd import BmdCalibration
+    from models.cross_validation import prediction_rows, regressor_rows
+    from models.data import load_input
+    from models.predict import load_generator, predict_images
+
     generator, _ = load_generator(a.model)
     doc = read_json_object(a.calibration)
     fits = {t: doc.get(f"decomposition/{t}", {"error": "absent"}) for t in BMD_TARGETS}
@@ -209,6 +220,10 @@ def predict_compressed_command(a) -> int:
 
 
 def gather_command(a) -> int:
+    import pandas as pd
+
+    from conventions.files import write_text
+
     tables = [
         pd.read_csv(p, sep="\t", dtype={"subject_id": str, "image": str}) for p in a.predictions
     ]
@@ -221,6 +236,8 @@ def gather_command(a) -> int:
 
 
 def package_command(a) -> int:
+    from models.deploy import package_model
+
     doc = package_model(
         a.generator,
         a.regressors,
@@ -238,6 +255,11 @@ def package_command(a) -> int:
 
 
 def predict_command(a) -> int:
+    from conventions.files import write_json, write_npz
+    from conventions.labels import SIDES
+    from conventions.radiograph import read_radiograph
+    from models.deploy import load_model, overlay_figure, predict_hips
+
     model = load_model(a.model_dir)
     radiograph = read_radiograph(a.xray)
     sides = SIDES if a.side == "both" else (a.side,)

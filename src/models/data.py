@@ -10,38 +10,18 @@ resolution (block means of the 512 × 256 pair: a demo on a CPU).
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from skimage.transform import resize
 from torchvision.transforms import v2
 
+from models.folds import fold_rows
 from models.regression import sample_weights
 
 TARGETS = {"bone": "bone_drr_g_cm2", "pf": "pf_drr_g_cm2"}
-
-
-FINAL_FOLD = "all"  # every subject trains, none tests: the deployable model
-
-
-def fold_subjects(folds_json: str | Path, fold: int | str) -> tuple[list[str], list[str]]:
-    """(training subjects, test subjects) of one fold of ``folds.json``; for
-    :data:`FINAL_FOLD`, every subject of the folds (each is one fold's test subject) and
-    none."""
-    doc = json.loads(Path(folds_json).read_text(encoding="utf-8"))
-    if fold == FINAL_FOLD:
-        return sorted({s for entry in doc["folds"] for s in entry["test"]}), []
-    entry = doc["folds"][int(fold)]
-    return list(entry["train"]), list(entry["test"])
-
-
-def fold_index(text: str) -> int | str:
-    """A ``--fold`` argument: a fold's number, or :data:`FINAL_FOLD`."""
-    return FINAL_FOLD if text == FINAL_FOLD else int(text)
 
 
 def _digest(arrays) -> str:
@@ -72,16 +52,6 @@ def load_pair(path: str | Path, target: str, factor: int = 1) -> tuple[np.ndarra
     with np.load(path) as pair:
         x, y = pair["xray"], pair[TARGETS[target]]
     return model_input(x, factor=factor), block_mean(y, factor)
-
-
-def fold_rows(table: str | Path, subjects, poses=None) -> pd.DataFrame:
-    """The rows of a dataset table (TSV) whose subjects are in ``subjects`` and, when
-    ``poses`` is given, whose pose is one of them (a limited-pose training)."""
-    df = pd.read_csv(table, sep="\t", dtype={"subject_id": str, "image": str})
-    keep = df["subject_id"].isin(set(subjects))
-    if poses:
-        keep &= df["pose"].isin(set(poses))
-    return df[keep].reset_index(drop=True)
 
 
 class PairDataset(torch.utils.data.Dataset):

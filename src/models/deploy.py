@@ -39,7 +39,8 @@ from conventions.predictions import BMD_TARGETS, DECOMPOSITION, REGRESSION
 from conventions.radiograph import Radiograph
 from conventions.who import t_score, who_category
 from models.bmd import BmdCalibration, fit_bmd_calibration
-from models.data import fold_rows, fold_subjects, load_pair
+from models.data import load_pair
+from models.folds import fold_rows, fold_subjects
 from models.networks import Generator
 from models.plausibility import PlausibleRange
 from models.predict import load_generator, predict_images, predict_radiograph
