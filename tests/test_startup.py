@@ -74,3 +74,24 @@ def test_a_training_command_does_load_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_per_file_commands_import_no_cohort_level_libraries():
+    """The jobs run once per CT or radiograph: importing their CLI and the modules their
+    command uses loads neither pandas (the cohort's tables) nor numba (the projector)
+    where the command does not use it."""
+    cases = {
+        # module list → modules that must stay out
+        "cohort.__main__, cohort.ingest": ("pandas",),
+        "anatomy.__main__, anatomy.landmarks, anatomy.implants": ("numba", "pandas"),
+        "dataset.__main__, dataset.project": ("pandas",),
+        "qc.__main__": ("matplotlib", "pandas", "numba"),
+    }
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    for modules, absent in cases.items():
+        code = f"import sys, {modules}; print([m for m in {absent!r} if m in sys.modules])"
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]", (modules, done.stdout)

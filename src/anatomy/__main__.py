@@ -19,7 +19,6 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
-from anatomy.bmd import measure_regions
 from anatomy.implants import femur_implant
 from anatomy.landmarks import femur_landmarks, with_expert_points
 from conventions.ct import read_ct, require_same_grid, write_volume
@@ -91,6 +90,10 @@ def read_femur_landmarks(path: str, side: str, subject: str) -> FemurLandmarks:
 
 
 def ct_bmd_command(a) -> int:
+    # Only here: anatomy.bmd projects the DXA view (the projector, numba), which the
+    # landmarks' job does not use.
+    from anatomy.bmd import measure_regions
+
     image, labels = _labels(a.labels)
     density_image = read_ct(a.density)
     require_same_grid(image, density_image, a.labels, "the density volume's")

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
 
-from cohort.manifest import read_cohort
 from conventions.ct import check_nifti_values, read_ct, write_volume
 from conventions.errors import InputError
 from conventions.files import write_json, write_text
@@ -151,6 +149,10 @@ def cohort_fingerprint(
 
     Scanner and phantom presence come from the manifest (``subjects_tsv``).
     """
+    import pandas as pd  # the cohort's step only: the per-file imports start without it
+
+    from cohort.manifest import read_cohort
+
     manifest = read_cohort(subjects_tsv, None, check_files=False).subjects
     cts = [read_json_object(p) for p in ct_fingerprints]
     for c in cts:

@@ -16,7 +16,6 @@ import json
 import sys
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
 
 from conventions.ct import read_ct, require_same_grid
@@ -27,7 +26,6 @@ from conventions.labels import SIDES
 from conventions.landmarks import read_landmarks
 from conventions.pose import HIP_BODIES, pose_path, read_pose
 from conventions.radiograph import read_radiograph
-from dataset.folds import fold_document, stratified_folds
 from dataset.project import (
     decomposition_drrs,
     pair_measures,
@@ -35,7 +33,6 @@ from dataset.project import (
     registration_status,
     training_pair,
 )
-from dataset.tables import dataset_tables, stratification_bmd
 
 
 def _on_grid(image: sitk.Image, like: sitk.Image, path: str) -> np.ndarray:
@@ -135,6 +132,11 @@ def project_command(a) -> int:
 
 
 def tables_command(a) -> int:
+    # pandas only in the cohort's two table steps: each subject's projection starts without
+    import pandas as pd
+
+    from dataset.tables import dataset_tables
+
     try:
         subjects = pd.read_csv(a.subjects, sep="\t", dtype={"subject_id": str})
     except (OSError, ValueError) as e:
@@ -152,6 +154,11 @@ def tables_command(a) -> int:
 
 
 def folds_command(a) -> int:
+    import pandas as pd
+
+    from dataset.folds import fold_document, stratified_folds
+    from dataset.tables import stratification_bmd
+
     table = pd.read_csv(a.table, sep="\t", dtype={"subject_id": str})
     if table.empty:
         raise InputError(a.table, "dataset B is empty: every radiograph was excluded")

@@ -37,6 +37,7 @@ def preview(subject_dir: str | Path, out_png: str | Path) -> None:
         ax.imshow(r.pixels, cmap="gray")
         ax.set_title(f"radiograph: {pose}")
     for ax in axes:
+        ax.set(xticks=[], yticks=[])  # no tick layout either: it is most of the drawing
         ax.set_axis_off()
     p = truth["parameters"]
     fig.suptitle(

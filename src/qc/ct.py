@@ -206,6 +206,7 @@ def ct_montage(
     )
     for ax in axes.ravel():
         if ax is not axes[0, 1]:
+            ax.set(xticks=[], yticks=[])  # no tick layout either: a third of the drawing
             ax.set_axis_off()
     fig.suptitle(f"{subject}: CT stages")
     fig.tight_layout()

@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from conventions.files import atomic_path, write_json, write_text
 from conventions.geometry import read_json_object
+from qc import PNG_OPTIONS
 
 STATUS_MARKERS = {"ok": "o", "suspect": "^"}
 OUTLIER_MADS = 3.5  # robust z of a residual beyond which a pair is marked
@@ -29,7 +30,7 @@ OUTLIER_MADS = 3.5  # robust z of a residual beyond which a pair is marked
 
 def _save(fig: Figure, path: str) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=80, format="png", pil_kwargs=PNG_OPTIONS)
 
 
 def pairs_montage(records: list[str], subject: str, out_png: str) -> None:
@@ -64,6 +65,7 @@ def pairs_montage(records: list[str], subject: str, out_png: str) -> None:
                 ax.set_title(name, fontsize=7)
             ax.set_xlim(-0.5, image.shape[1] - 0.5)
             ax.set_ylim(image.shape[0] - 0.5, -0.5)
+            ax.set(xticks=[], yticks=[])  # no tick layout either: a third of the drawing
             ax.set_axis_off()
     fig.suptitle(f"{subject}: training pairs", fontsize=9)
     _save(fig, out_png)

@@ -21,6 +21,7 @@ from conventions.files import atomic_path
 from conventions.pose import read_pose
 from conventions.radiograph import read_radiograph
 from drr.projector import project
+from qc import PNG_OPTIONS
 from registration.bodies import hip_bodies
 
 COLOURS = {"pelvis": "#00d0ff", "femur": "#ffd000"}
@@ -63,6 +64,7 @@ def registration_montage(
         axes = [fig.add_subplot(grid[row, col]) for col in range(2)]
         for ax in axes:
             ax.imshow(pix, cmap="gray", vmin=lo, vmax=hi)
+            ax.set(xticks=[], yticks=[])  # no tick layout either: a third of the drawing
             ax.set_axis_off()
         axes[0].set_title(f"{r['image']}: radiograph", fontsize=9)
         axes[1].set_title("DRR edges: pelvis (cyan), femur (yellow)", fontsize=9)
@@ -85,4 +87,4 @@ def registration_montage(
     fig.suptitle(f"{subject}: registration (target side {side})", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.99))
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=80, format="png", pil_kwargs=PNG_OPTIONS)
