@@ -134,11 +134,11 @@ def test_subject_inventory_lists_sizes_and_checksums(tmp_path):
     (root / "registration" / "ap" / "pose_femur.json").write_bytes(b"{}")
     (root / "registration" / ".snakemake_timestamp").write_bytes(b"")
     products = [str(root / "ct" / "b.json"), str(root / "a.bin"), str(root / "registration")]
-    table = subject_inventory("S1", root, products)
+    rows = subject_inventory("S1", root, products)
     # sorted, relative, POSIX
-    assert list(table["file"]) == ["a.bin", "ct/b.json", "registration/ap/pose_femur.json"]
-    assert list(table["bytes"]) == [256 * 5000, 9, 2]
-    assert table["sha256"].iloc[0] == hashlib.sha256(bytes(range(256)) * 5000).hexdigest()
+    assert [r["file"] for r in rows] == ["a.bin", "ct/b.json", "registration/ap/pose_femur.json"]
+    assert [r["bytes"] for r in rows] == [256 * 5000, 9, 2]
+    assert rows[0]["sha256"] == hashlib.sha256(bytes(range(256)) * 5000).hexdigest()
     with pytest.raises(InputError, match=r"subject S1: .*elsewhere\.txt: a product outside"):
         subject_inventory("S1", root, [str(tmp_path / "elsewhere.txt")])
     with pytest.raises(InputError, match=r"subject S1: .*gone\.nii\.gz: a product is missing"):

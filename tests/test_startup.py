@@ -82,7 +82,7 @@ def test_per_file_commands_import_no_cohort_level_libraries():
     where the command does not use it."""
     cases = {
         # module list → modules that must stay out
-        "cohort.__main__, cohort.ingest": ("pandas",),
+        "cohort.__main__, cohort.ingest, cohort.inventory": ("pandas",),
         "anatomy.__main__, anatomy.landmarks, anatomy.implants": ("numba", "pandas"),
         "dataset.__main__, dataset.project": ("pandas",),
         "qc.__main__": ("matplotlib", "pandas", "numba"),

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from conventions.errors import InputError
-from conventions.files import INDEX_COLUMNS, file_record, folder_files, write_text
+from conventions.files import file_record, folder_files, write_index
 
 
 def product_files(products: list[str]) -> list[Path]:
@@ -24,7 +22,7 @@ def product_files(products: list[str]) -> list[Path]:
     return files
 
 
-def subject_inventory(subject: str, root: str | Path, files: list[str]) -> pd.DataFrame:
+def subject_inventory(subject: str, root: str | Path, files: list[str]) -> list[dict]:
     """One row per product file (``file`` relative to ``root``, ``bytes``, ``sha256``),
     sorted by file, folders expanded to their files; every file must lie under ``root``."""
     root = Path(root).resolve()
@@ -36,9 +34,8 @@ def subject_inventory(subject: str, root: str | Path, files: list[str]) -> pd.Da
         if not path.is_file():
             raise InputError(f, "a product is missing", subject=subject)
         rows.append(file_record(path, root))
-    return pd.DataFrame(rows, columns=list(INDEX_COLUMNS)).sort_values("file")
+    return sorted(rows, key=lambda r: r["file"])
 
 
 def write_inventory(subject: str, root: str | Path, files: list[str], out_tsv: str) -> None:
-    table = subject_inventory(subject, root, files)
-    write_text(out_tsv, table.to_csv(sep="\t", index=False))
+    write_index(subject_inventory(subject, root, files), out_tsv)

@@ -112,6 +112,10 @@ def write_folder_index(folder: str | Path, out_tsv: str | Path) -> None:
     the index: Snakemake compares a small file's checksum but only a folder's time, so a
     rerun that writes the same bytes then rebuilds nothing downstream."""
     folder = Path(folder)
-    rows = [file_record(f, folder) for f in folder_files(folder)]
+    write_index([file_record(f, folder) for f in folder_files(folder)], out_tsv)
+
+
+def write_index(rows: list[dict], out_tsv: str | Path) -> None:
+    """Rows of :func:`file_record` as a TSV (:data:`INDEX_COLUMNS`), in their order."""
     lines = ["\t".join(INDEX_COLUMNS)] + ["\t".join(str(r[c]) for c in INDEX_COLUMNS) for r in rows]
     write_text(out_tsv, "\n".join(lines) + "\n")
