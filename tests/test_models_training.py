@@ -4,6 +4,7 @@ radiograph and target, safe checkpoints."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -219,11 +220,11 @@ def test_checkpoints_wait_their_minutes_and_change_nothing_the_run_computes(
     assert train.end_of_epoch(40, 40, 5, None, 9.0, 1.0) == (False, False)  # final.pt's
     assert train.end_of_epoch(3, 40, 5, 3, 0.0, 1.0) == (True, True)  # told to stop
     saved = []
-    real = train.save_checkpoint
+    real = train.save_weights  # every checkpoint file is written through it
     monkeypatch.setattr(
         train,
-        "save_checkpoint",
-        lambda path, *a, **k: saved.append(path.name) or real(path, *a, **k),
+        "save_weights",
+        lambda doc, path: saved.append(Path(path).name) or real(doc, path),
     )
     ds = PairDataset(tiny_dataset, [f"S{i}" for i in range(6)], "pf", augment=True)
     train_stage(ds, config(epochs=3, checkpoint_minutes=0.0), tmp_path / "every", progress=False)
@@ -234,3 +235,21 @@ def test_checkpoints_wait_their_minutes_and_change_nothing_the_run_computes(
     a = load_checkpoint(tmp_path / "every" / "final.pt")["generator"]
     b = load_checkpoint(tmp_path / "gated" / "final.pt")["generator"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_final_checkpoint_holds_weights_not_the_resumption_state(tiny_dataset, tmp_path):
+    """final.pt: weights, history, settings; the optimisers', schedulers' and random
+    states are last.pt's (only a resumption reads them), and a stage-two run still
+    starts from it."""
+    ds = PairDataset(tiny_dataset, [f"S{i}" for i in range(6)], "pf", augment=False)
+    train_stage(ds, config(epochs=2), tmp_path / "one", stop_after_epoch=1, progress=False)
+    last = load_checkpoint(tmp_path / "one" / "last.pt")
+    assert {"opt_g", "opt_d", "sched_g", "sched_d", "rng"} <= set(last)
+    train_stage(ds, config(epochs=2), tmp_path / "one", progress=False)  # resumes, finishes
+    final = load_checkpoint(tmp_path / "one" / "final.pt")
+    assert set(final) == {"generator", "discriminator", "epoch", "history", "config", "identity"}
+    assert final["epoch"] == 2 and len(final["history"]) == 2
+    assert not (tmp_path / "one" / "last.pt").exists()
+    init = tmp_path / "one" / "final.pt"
+    run = train_stage(ds, config(epochs=1), tmp_path / "two", init_from=init, progress=False)
+    assert len(run["history"]) == 1

@@ -120,10 +120,12 @@ class RegressionRun:
         epochs = self.cfg.finetune_epochs if phase == 1 else self.cfg.epochs
         self.sched = cosine_restarts(self.opt, max(epochs, 1), self.cfg.restart_epochs)
 
+    def weights(self) -> dict:
+        return {"model": self.model.state_dict(), "phase": self.phase}
+
     def state(self) -> dict:
         return {
-            "model": self.model.state_dict(),
-            "phase": self.phase,
+            **self.weights(),
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
         }
@@ -235,7 +237,7 @@ def train_regressor(
             clock.saved()
         if stop:
             return {"history": history, "model": run.model}
-    save_final_checkpoint(out, run, cfg.total_epochs, history, loader_rng, identity)
+    save_final_checkpoint(out, run, cfg.total_epochs, history, identity)
     return {"history": history, "model": run.model}
 
 
