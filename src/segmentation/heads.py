@@ -65,10 +65,13 @@ def edges(density: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Strong bone edges: their numpy indices and unit gradient vectors (numpy axes, mm),
     from the density smoothed over 1 mm."""
     smooth = ndimage.gaussian_filter(density, 1.0 / spacing)
-    grad = np.stack([ndimage.sobel(smooth, axis=a) / (8 * spacing[a]) for a in range(3)])
-    magnitude = np.sqrt((grad**2).sum(0))
+    grad = [ndimage.sobel(smooth, axis=a) / (8 * spacing[a]) for a in range(3)]
+    # The components kept apart (no stacked copy of the box); summed in the order a
+    # reduction over a stacked axis would, so the magnitudes are the same to the bit.
+    magnitude = np.sqrt(grad[0] ** 2 + grad[1] ** 2 + grad[2] ** 2)
     strong = (magnitude > EDGE_MG_CM3_PER_MM) & (smooth > EDGE_MIN_MG_CM3)
-    return np.argwhere(strong), grad[:, strong].T / magnitude[strong][:, None]
+    unit = np.stack([g[strong] for g in grad], axis=1) / magnitude[strong][:, None]
+    return np.argwhere(strong), unit
 
 
 def sphere_votes(shape, spacing: np.ndarray, index: np.ndarray, unit: np.ndarray) -> np.ndarray:
