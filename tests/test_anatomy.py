@@ -304,3 +304,32 @@ def test_real_ct_too_short_for_the_pf_region_is_a_clear_error(tmp_path):
     p = landmarks_cli(tmp_path / "labels.nii.gz", "R", tmp_path / "lm.json", subject="R1")
     assert p.returncode == 2
     assert "subject R1" in p.stderr and "field of view ends" in p.stderr
+
+
+def test_spill_shell_in_a_box_is_the_whole_grids():
+    """spill_shell_mask computes the shell in a box around the region; a cut voxel just
+    within twice the margin, one just beyond, anisotropic voxels and bone beside the
+    region must give the whole grid's shell voxel for voxel."""
+    from conventions.hip_regions import spill_margin_mm, spill_shell, spill_shell_mask
+
+    rng = np.random.default_rng(3)
+    spacing = np.array([3.0, 0.8, 1.1])  # z, y, x (mm)
+    shape = (40, 90, 80)
+    region = np.zeros(shape, bool)
+    region[15:22, 30:55, 25:45] = rng.random((7, 25, 20)) > 0.2  # ragged, holes
+    bone = region.copy()
+    bone[15:22, 55:70, 30:40] = True  # bone touching the region: the shell avoids it
+    margin = spill_margin_mm(spacing)
+    cut = np.zeros(shape, bool)
+    # Six 0.8 mm rows before the region (4.8 mm): beyond the margin from it, within the
+    # margin of the shell's outer row (2.4 mm), so it trims the shell; a box reaching
+    # only the margin (five rows) would not see it.
+    assert 2.4 <= margin < 4.8
+    cut[12:25, 24, 25:45] = True
+    cut[18, 70:80, 60:78] = True  # far away
+    whole = spill_shell(region, bone, cut, spacing)[0]
+    assert whole.any() and not (whole & cut).any()
+    np.testing.assert_array_equal(spill_shell_mask(region, bone, cut, spacing), whole)
+    none = np.zeros(shape, bool)
+    np.testing.assert_array_equal(spill_shell_mask(region, bone, none, spacing),
+                                  spill_shell(region, bone, none, spacing)[0])  # fmt: skip

@@ -176,3 +176,21 @@ def spill_shell(
     if cut.any():
         shell &= distance_from(cut, spacing) > margin
     return shell, dist
+
+
+def spill_shell_mask(
+    region: np.ndarray, bone: np.ndarray, cut: np.ndarray, spacing_zyx
+) -> np.ndarray:
+    """:func:`spill_shell`'s shell on the whole grid, its distances computed in a box
+    around the region: a shell voxel lies within the spill margin of the region, and a
+    cut voxel that can exclude it within twice that, so the box decides every voxel
+    exactly as the whole grid would, at the box's cost (the two distance transforms of
+    the whole CT were most of the phantom's BMD truth)."""
+    spacing = np.asarray(spacing_zyx, float)
+    if not region.any():
+        return spill_shell(region, bone, cut, spacing)[0]
+    reach = np.ceil(2 * spill_margin_mm(spacing) / spacing).astype(int) + 1
+    box = box_around(region, reach)
+    shell = np.zeros(region.shape, bool)
+    shell[box] = spill_shell(region[box], bone[box], cut[box], spacing)[0]
+    return shell

@@ -11,7 +11,7 @@ import pandas as pd
 from conventions.ct import write_dicom_series, write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
-from conventions.hip_regions import neck_roi_mask, pf_region_mask, spill_shell
+from conventions.hip_regions import neck_roi_mask, pf_region_mask, spill_shell_mask
 from conventions.labels import BONE_LABELS
 from conventions.landmarks import write_landmarks
 from conventions.radiograph import write_dicom_dx
@@ -62,7 +62,7 @@ def bmd_truth(
     BMD is that mineral over the area of the region's silhouette in the DXA view (g/cm²).
     """
     femur = labels == BONE_LABELS[femur_name(lm.side)]
-    shell, _ = spill_shell(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
+    shell = spill_shell_mask(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
     voxel_cm3 = float(np.prod(grid.spacing_mm)) / 1000.0
     mass_mg = float(density[region].sum() + (density[shell] - soft_tissue[shell]).sum()) * voxel_cm3
     area_cm2 = dxa_projected_area_cm2(region, grid, lm)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conventions.hip_regions import FemurLandmarks, dxa_rotation, pf_region_mask, spill_shell
+from conventions.hip_regions import FemurLandmarks, dxa_rotation, pf_region_mask, spill_shell_mask
 from conventions.labels import BONE_LABELS
 from phantom.acquisition import MUSCLE_MG_CM3, TRABECULAR_TEXTURE, bone_fractions
 from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame
@@ -101,7 +101,7 @@ def solve_densities(
     # The truth counts the region's voxels and the bone's partial-volume excess in the
     # shell around it (phantom.cohort.bmd_truth); soft tissue there is taken as muscle.
     femur = labels == BONE_LABELS[name]
-    shell, _ = spill_shell(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
+    shell = spill_shell_mask(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
     both = region | shell
 
     def areal(volume):  # g/cm² per unit of the volume's density
