@@ -29,7 +29,8 @@ STAGES = {
     "models": (
         "train_stage1",
         "train_stage2",
-        "predict_fold",
+        "predict_fold",  # before round nine: one job a fold
+        "predict_folds",
         "train_stage3",
         "train_baseline",
         "package_model",

@@ -4,6 +4,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from snakemake.utils import validate
@@ -321,6 +322,17 @@ def fold_regressors(wildcards):
         fold=wildcards.fold,
         t=REGRESSION_TARGETS,
     )
+
+
+def experiment_regressors(wildcards):
+    """Every fold's regressors (:func:`fold_regressors`), fold after fold: as many a fold,
+    in the order ``python -m models predict-fold`` shares them out."""
+    experiment = getattr(wildcards, "experiment", "main")
+    return [
+        path
+        for fold in FOLDS
+        for path in fold_regressors(SimpleNamespace(experiment=experiment, fold=fold))
+    ]
 
 
 def experiment_table(dataset):

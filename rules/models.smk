@@ -65,33 +65,38 @@ rule train_stage2:
         " --out-dir {params.out_dir} --out-history {output.history} --quiet > {log} 2>&1"
 
 
-rule predict_fold:
+# One job predicts an experiment's folds in turn: its work is ~1 s a fold, its start-up
+# (torch, timm) ~4.5 s (docs/performance.md, round nine). The outputs stay per fold.
+rule predict_folds:
     input:
-        model="results/models/{experiment}/fold{fold}/stage2/final.pt",
-        regressors=fold_regressors,
+        models=expand("results/models/{{experiment}}/fold{fold}/stage2/final.pt", fold=FOLDS),
+        regressors=experiment_regressors,
         table=experiment_table("B"),
         folds="results/cohort/folds.json",
     output:
-        predictions="results/models/{experiment}/fold{fold}/predictions.tsv",
-        calibration="results/models/{experiment}/fold{fold}/calibration.json",
-        checks="results/models/{experiment}/fold{fold}/pf_drr_checks.tsv",
-        intensities="results/models/{experiment}/fold{fold}/pf_roi_intensities.tsv",
+        predictions=expand("results/models/{{experiment}}/fold{fold}/predictions.tsv", fold=FOLDS),
+        calibration=expand("results/models/{{experiment}}/fold{fold}/calibration.json", fold=FOLDS),
+        checks=expand("results/models/{{experiment}}/fold{fold}/pf_drr_checks.tsv", fold=FOLDS),
+        intensities=expand(
+            "results/models/{{experiment}}/fold{fold}/pf_roi_intensities.tsv", fold=FOLDS
+        ),
     params:
         code=source_hash("models"),
         factor=MODELS["factor"],
+        folds=FOLDS,
         poses=poses_argument,
         bmd_fit=MODELS["bmd_fit"],
     conda:
         "../envs/models.yaml"
     log:
-        "logs/predict_fold/{experiment}/fold{fold}.log",
+        "logs/predict_folds/{experiment}.log",
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m models predict-fold --model {input.model}"
-        " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
+        "python -m models predict-fold --fold {params.folds} --model {input.models}"
+        " --table {input.table} --folds {input.folds}"
         " --factor {params.factor} --bmd-fit {params.bmd_fit} {params.poses}"
         " --regressors {input.regressors}"
         " --out-predictions {output.predictions} --out-calibration {output.calibration}"
@@ -133,6 +138,9 @@ rule train_stage3:
         " --out-dir {params.out_dirs} --out-history {output.history} --quiet > {log} 2>&1"
 
 
+# The baseline's jobs are the models' longest (~35 s on the demo, two targets of 40
+# epochs) and need only the tables: started first, they do not leave one core working
+# alone at the end of the run (round nine: 32 s alone at the end of 12:27).
 rule train_baseline:
     input:
         table=experiment_table("B"),
@@ -151,6 +159,7 @@ rule train_baseline:
         "../envs/models.yaml"
     log:
         "logs/train_baseline/{experiment}/fold{fold}.log",
+    priority: 1
     threads: 1
     resources:
         mem_mb=6000,

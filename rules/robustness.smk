@@ -29,32 +29,34 @@ rule compress_radiographs:
         " --out-dir {output.images} --out-index {output.index} > {log} 2>&1"
 
 
+# One job for the main experiment's folds, in turn (one start-up of torch and timm).
 rule predict_compressed:
     input:
-        model="results/models/main/fold{fold}/stage2/final.pt",
-        calibration="results/models/main/fold{fold}/calibration.json",
-        regressors=fold_regressors,
+        models=expand("results/models/main/fold{fold}/stage2/final.pt", fold=FOLDS),
+        calibrations=expand("results/models/main/fold{fold}/calibration.json", fold=FOLDS),
+        regressors=experiment_regressors,
         table="results/cohort/dataset_B.tsv",
         folds="results/cohort/folds.json",
         compressed=expand(
             "results/cohort/robustness/compression/{condition}.tsv", condition=COMPRESSION
         ),
     output:
-        "results/models/main/fold{fold}/compression_predictions.tsv",
+        expand("results/models/main/fold{fold}/compression_predictions.tsv", fold=FOLDS),
     params:
         code=source_hash("models"),
+        folds=FOLDS,
     conda:
         "../envs/models.yaml"
     log:
-        "logs/predict_compressed/fold{fold}.log",
+        "logs/predict_compressed.log",
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m models predict-compressed --model {input.model}"
-        " --calibration {input.calibration} --regressors {input.regressors}"
-        " --table {input.table} --folds {input.folds} --fold {wildcards.fold}"
+        "python -m models predict-compressed --fold {params.folds} --model {input.models}"
+        " --calibration {input.calibrations} --regressors {input.regressors}"
+        " --table {input.table} --folds {input.folds}"
         " --compressed {input.compressed} --out {output} > {log} 2>&1"
 
 

@@ -112,3 +112,59 @@ def test_predict_fold_fits_the_bmd_line_on_what_it_is_told(tmp_path, bmd_fit):
     pairs = pd.read_csv(table, sep="\t").set_index("subject_id").loc[subjects[6:], "pair"]
     images = predict_images(generator, np.stack([load_pair(p, "pf")[0] for p in pairs]))
     assert rows.prediction.to_numpy() == pytest.approx(cal.predict(images), rel=1e-5)
+
+
+def test_one_process_predicts_several_folds_as_one_call_a_fold_would(tmp_path):
+    """``predict-fold --fold 0 1``: each fold's files byte for byte those of its own call
+    (the workflow predicts an experiment's folds in one job)."""
+    from models.data import PairDataset
+    from tiny_pairs import write_tiny_pairs
+
+    table = write_tiny_pairs(tmp_path / "pairs", 8, shape=(64, 32))
+    subjects = [f"S{i:03d}" for i in range(8)]
+    folds = tmp_path / "folds.json"
+    splits = [{"train": subjects[:6], "test": subjects[6:]},
+              {"train": subjects[2:], "test": subjects[:2]}]  # fmt: skip
+    folds.write_text(json.dumps({"folds": splits}))
+    cfg = TrainConfig(epochs=1, batch_size=4, width=8, adversarial=False)
+    for k, split in enumerate(splits):
+        data = PairDataset(table, split["train"], "pf")
+        train_stage(data, cfg, tmp_path / f"g{k}", progress=False)
+    outputs = ("predictions", "calibration", "checks", "intensities")
+
+    def args(folds_, name):
+        return ["predict-fold", "--fold", *map(str, folds_),
+                "--model", *(str(tmp_path / f"g{k}" / "final.pt") for k in folds_),
+                "--table", str(table), "--folds", str(folds),
+                *(x for o in outputs for x in
+                  (f"--out-{o}", *(str(tmp_path / f"{name}{k}.{o}") for k in folds_)))]  # fmt: skip
+
+    assert models_main(args([0, 1], "both")) == 0
+    for k in (0, 1):
+        assert models_main(args([k], "alone")) == 0
+        for o in outputs:
+            alone = (tmp_path / f"alone{k}.{o}").read_bytes()
+            assert (tmp_path / f"both{k}.{o}").read_bytes() == alone, (k, o)
+    test_subjects = pd.read_csv(tmp_path / "both1.predictions", sep="\t")["subject_id"]
+    assert set(test_subjects) == set(subjects[:2])  # fold 1's own test subjects
+
+
+def test_the_folds_arguments_pair_up_or_are_refused():
+    from argparse import Namespace
+
+    from models.__main__ import per_fold
+
+    a = Namespace(fold=[3, 4], model=["m3", "m4"], out=["o3", "o4"],
+                  regressors=["r3a", "r3b", "r4a", "r4b"])  # fmt: skip
+    got = per_fold(a, ("model", "out"), ("regressors",))
+    assert got == [
+        {"fold": 3, "model": "m3", "out": "o3", "regressors": ["r3a", "r3b"]},
+        {"fold": 4, "model": "m4", "out": "o4", "regressors": ["r4a", "r4b"]},
+    ]
+    with pytest.raises(ValueError, match="--model gives 1 values for 2 folds"):
+        per_fold(Namespace(**{**vars(a), "model": ["m3"]}), ("model", "out"), ("regressors",))
+    with pytest.raises(ValueError, match="--regressors gives 3 files for 2 folds"):
+        per_fold(Namespace(**{**vars(a), "regressors": ["r3a", "r3b", "r4a"]}), ("model",),
+                 ("regressors",))  # fmt: skip
+    with pytest.raises(ValueError, match="names a fold twice"):
+        per_fold(Namespace(**{**vars(a), "fold": [3, 3]}), ("model",), ())

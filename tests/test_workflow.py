@@ -52,10 +52,10 @@ def test_default_config_builds_a_dag(workflow):
     # config.yaml's 5 folds in four experiments: main, limited poses and without
     # hierarchical learning (stages 2 and 3 again), uncalibrated CT (stages 1 to 3 again);
     # the baseline in main only; and the deployable model (stages 1 to 3 on fold "all")
-    assert counts["predict_compressed"] == 5
+    assert counts["predict_compressed"] == 1  # the main experiment's folds in one job
     assert counts["train_stage1"] == 5 * 2 + 1
     assert counts["train_stage2"] == 20 + 1
-    assert counts["predict_fold"] == 20  # every method, one job
+    assert counts["predict_folds"] == 4  # every method and fold of an experiment, one job
     assert counts["train_baseline"] == 5  # DXA and QCT in one job per fold
     assert counts["train_stage3"] == 4 * 5 + 1  # both targets in one job per fold
     assert counts["package_model"] == 1
@@ -376,7 +376,7 @@ def test_synthetic_demo_runs_and_caches(workflow):
     with open(workflow / "src" / "models" / "losses.py", "a") as f:
         f.write("\n# a change to a loss helper\n")
     changed = job_counts(snakemake(workflow, "--configfile", cfg, "-n", "--quiet", "rules").stdout)
-    assert changed["train_stage1"] > 0 and changed["predict_fold"] > 0
+    assert changed["train_stage1"] > 0 and changed["predict_folds"] > 0
     upstream = {"import_ct", "import_radiograph", "calibrate", "segment", "landmarks", "ct_bmd",
                 "register", "project", "dataset_tables", "folds", "synthetic_subject"}  # fmt: skip
     assert not upstream & set(changed), changed

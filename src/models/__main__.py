@@ -4,22 +4,24 @@
                   DRR (dataset A), stage 2 radiograph → PF-DRR (dataset B), optionally
                   from stage 1's weights (hierarchical learning) → ``final.pt`` and the
                   loss history.
-``predict-fold``  a stage-2 model on its fold: PF-DRRs of the training and test
-                  subjects' pairs; per target (DXA-BMD, QCT-BMD) the threshold and line
-                  fitted on the training subjects, applied to the test subjects; the
-                  ground-truth PF-DRRs through the same procedure; with ``--regressors``
-                  the fold's regressors' BMD of the test subjects → predictions TSV and
-                  the calibrations; with ``--out-checks``, failure detection: each
-                  test PF-DRR's plausibility against the training fold's true ones.
+``predict-fold``  a stage-2 model on its fold (or each of several folds in turn, one
+                  process): PF-DRRs of the training and test subjects' pairs; per
+                  target (DXA-BMD, QCT-BMD) the threshold and line fitted on the
+                  training subjects, applied to the test subjects; the ground-truth
+                  PF-DRRs through the same procedure; with ``--regressors`` the fold's
+                  regressors' BMD of the test subjects → predictions TSV and the
+                  calibrations; with ``--out-checks``, failure detection: each test
+                  PF-DRR's plausibility against the training fold's true ones.
 ``train-regressor``  stage three (stage two's encoder and a regression head: encoder
                   frozen, then end to end) or the conventional baseline (a CNN on the PF
                   ROI), for each BMD target in turn on one fold → ``frozen.pt`` (stage
                   three), ``final.pt`` and the loss history per target.
 ``predict-regressors``  a fold's regressors on its test subjects → predictions TSV.
 ``predict-compressed``  a fold's stage-two model (through its BMD calibration) and its
-                  regressors on its test subjects' radiographs compressed (each
-                  condition's index from ``python -m evaluation compress``) → predictions
-                  TSV with the condition and the file's size.
+                  regressors (each of several folds in turn) on its test subjects'
+                  radiographs compressed (each condition's index from ``python -m
+                  evaluation compress``) → predictions TSV with the condition and the
+                  file's size.
 ``gather``        the folds' predictions in one table (``results/cohort/predictions.tsv``).
 ``predict``       one new radiograph: PF-DRR (pair and radiograph frames) and BMD (from
                   the PF-DRR, and from a stage-three regressor when given).
@@ -64,6 +66,37 @@ def train_command(a) -> int:
     return 0
 
 
+def per_fold(a, names: tuple[str, ...], grouped: tuple[str, ...] = ()) -> list[dict]:
+    """The arguments of each of ``a.fold``'s folds: one value of each of ``names`` a fold,
+    and of each of ``grouped`` (lists given fold after fold) an equal share. One process
+    predicts an experiment's folds in turn: a models job pays ~4.5 s for torch and timm
+    before any work (docs/performance.md, round nine)."""
+    n = len(a.fold)
+    if len(set(a.fold)) != n:
+        raise ValueError(f"--fold names a fold twice: {a.fold}")
+    for name in names:
+        values = getattr(a, name)
+        if values is not None and len(values) != n:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} gives {len(values)} values for {n} folds: one a fold")
+    shares = {}
+    for name in grouped:
+        values = getattr(a, name) or []
+        if len(values) % n:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} gives {len(values)} files for {n} folds: as many a fold")
+        k = len(values) // n
+        shares[name] = [values[i * k : (i + 1) * k] for i in range(n)]
+    return [
+        {
+            "fold": fold,
+            **{name: (getattr(a, name) or [None] * n)[i] for name in names},
+            **{name: shares[name][i] for name in grouped},
+        }
+        for i, fold in enumerate(a.fold)
+    ]
+
+
 def predict_fold_command(a) -> int:
     import numpy as np
     import pandas as pd
@@ -79,37 +112,46 @@ def predict_fold_command(a) -> int:
     from models.plausibility import PlausibleRange
     from models.predict import load_generator, predict_images
 
-    generator, _ = load_generator(a.model)
-    train, test = fold_subjects(a.folds, a.fold)
-    table = fold_rows(a.table, set(train) | set(test))
-    pairs = [load_pair(p, "pf", a.factor) for p in table["pair"]]
-    predicted = predict_images(generator, np.stack([x for x, _ in pairs]))
-    truth_images = np.stack([y for _, y in pairs])
-    # The calibration is fitted on the training radiographs the model was trained on (its
-    # poses only, in a limited-pose training); every pose of the test subjects is predicted.
-    is_test = table["subject_id"].isin(set(test)).to_numpy()
-    is_train = ~is_test & (table["pose"].isin(set(a.poses)).to_numpy() if a.poses else True)
-    rows, calibrations = fold_bmd_predictions(
-        table, is_test, is_train, predicted, truth_images, a.bmd_fit, a.fold
-    )
-    if a.regressors:  # the fold's stage-three regressors and baseline, in the same table
-        rows += regressor_rows(table[is_test].reset_index(drop=True), a.regressors, a.fold)
-    out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
-    write_text(a.out_predictions, out.to_csv(sep="\t", index=False, float_format="%.6g"))
-    if a.out_intensities:
-        intensities = pf_roi_intensities(table, is_test, a.fold, a.factor, predicted)
-        write_text(a.out_intensities,
-                   intensities.to_csv(sep="\t", index=False, float_format="%.6g"))  # fmt: skip
-    if a.out_checks:
-        # Failure detection: the test PF-DRRs against the training fold's true ones.
-        plausible = None
-        if is_train.sum() >= 3:
-            plausible = PlausibleRange.fit(truth_images[is_train])
-            calibrations["plausible_range"] = plausible.to_dict()
-        checks = pf_drr_checks(table, is_test, a.fold, predicted, plausible)
-        write_text(a.out_checks, checks.to_csv(sep="\t", index=False, float_format="%.6g"))
-    write_json(a.out_calibration, {"fold": a.fold, "factor": a.factor, **calibrations})
-    print(f"fold {a.fold}: {len(out)} predictions of {int(is_test.sum())} test pairs")
+    folds = per_fold(a, ("model", "out_predictions", "out_calibration", "out_intensities",
+                         "out_checks"), ("regressors",))  # fmt: skip
+    loaded = {}  # the pairs by file: every fold reads most of the cohort's
+    for f in folds:
+        generator, _ = load_generator(f["model"])
+        train, test = fold_subjects(a.folds, f["fold"])
+        table = fold_rows(a.table, set(train) | set(test))
+        for p in table["pair"]:
+            if p not in loaded:
+                loaded[p] = load_pair(p, "pf", a.factor)
+        pairs = [loaded[p] for p in table["pair"]]
+        predicted = predict_images(generator, np.stack([x for x, _ in pairs]))
+        truth_images = np.stack([y for _, y in pairs])
+        # The calibration is fitted on the training radiographs the model was trained on
+        # (its poses only, in a limited-pose training); every pose of the test subjects is
+        # predicted.
+        is_test = table["subject_id"].isin(set(test)).to_numpy()
+        is_train = ~is_test & (table["pose"].isin(set(a.poses)).to_numpy() if a.poses else True)
+        rows, calibrations = fold_bmd_predictions(
+            table, is_test, is_train, predicted, truth_images, a.bmd_fit, f["fold"]
+        )
+        if f["regressors"]:  # the fold's stage-three regressors and baseline, same table
+            test_table = table[is_test].reset_index(drop=True)
+            rows += regressor_rows(test_table, f["regressors"], f["fold"])
+        out = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+        write_text(f["out_predictions"], out.to_csv(sep="\t", index=False, float_format="%.6g"))
+        if f["out_intensities"]:
+            intensities = pf_roi_intensities(table, is_test, f["fold"], a.factor, predicted)
+            write_text(f["out_intensities"],
+                       intensities.to_csv(sep="\t", index=False, float_format="%.6g"))  # fmt: skip
+        if f["out_checks"]:
+            # Failure detection: the test PF-DRRs against the training fold's true ones.
+            plausible = None
+            if is_train.sum() >= 3:
+                plausible = PlausibleRange.fit(truth_images[is_train])
+                calibrations["plausible_range"] = plausible.to_dict()
+            checks = pf_drr_checks(table, is_test, f["fold"], predicted, plausible)
+            write_text(f["out_checks"], checks.to_csv(sep="\t", index=False, float_format="%.6g"))
+        write_json(f["out_calibration"], {"fold": f["fold"], "factor": a.factor, **calibrations})
+        print(f"fold {f['fold']}: {len(out)} predictions of {int(is_test.sum())} test pairs")
     return 0
 
 
@@ -165,7 +207,7 @@ def predict_regressors_command(a) -> int:
 
 
 def predict_compressed_command(a) -> int:
-    """Every model of a fold on its test radiographs under each compression condition:
+    """Every model of each fold on its test radiographs under each compression condition:
     the networks trained on the original radiographs, as a clinic would use them."""
     import numpy as np
     import pandas as pd
@@ -178,44 +220,49 @@ def predict_compressed_command(a) -> int:
     from models.data import load_input
     from models.predict import load_generator, predict_images
 
-    generator, _ = load_generator(a.model)
-    doc = read_json_object(a.calibration)
-    fits = {t: doc.get(f"decomposition/{t}", {"error": "absent"}) for t in BMD_TARGETS}
-    calibrations = {t: BmdCalibration.from_record(f) for t, f in fits.items() if "error" not in f}
-    _, test = fold_subjects(a.folds, a.fold)
-    table = fold_rows(a.table, test)
-    every = np.ones(len(table), bool)
-    rows = []
+    folds = per_fold(a, ("model", "calibration", "out"), ("regressors",))
+    indexes = {}
     for index_path in a.compressed:
         index = pd.read_csv(index_path, sep="\t", dtype={"subject_id": str, "image": str})
         index = index.set_index(["subject_id", "image"])
         conditions = set(index["condition"])
         if len(conditions) != 1:
             raise InputError(index_path, f"holds {len(conditions)} conditions, not one")
-        condition = conditions.pop()
-        keys = list(zip(table["subject_id"], table["image"], strict=True))
-        missing = [k for k in keys if k not in index.index]
-        if missing:
-            raise InputError(index_path, f"lacks the test radiographs {missing[:3]}")
-        xrays = [read_radiograph(index.loc[k, "file"]).pixels for k in keys]
-        pairs = list(zip(table["pair"], xrays, strict=True))
-        part = []
-        if calibrations:
-            factor = int(doc["factor"])  # the stage-two model's, as predict-fold read it
-            images = predict_images(generator, np.stack([load_input(p, factor, xray=x)
-                                                         for p, x in pairs]))  # fmt: skip
-            for target, cal in calibrations.items():
-                part += prediction_rows(table, every, a.fold, "decomposition", target,
-                                        cal.predict(images))  # fmt: skip
-        part += regressor_rows(table, a.regressors, a.fold, xrays)
-        frame = pd.DataFrame(part, columns=PREDICTION_COLUMNS)
-        frame["condition"] = condition
-        frame["bytes"] = index.loc[list(zip(frame["subject_id"], frame["image"],
-                                            strict=True)), "bytes"].to_numpy()  # fmt: skip
-        rows.append(frame)
-    out = pd.concat(rows, ignore_index=True)
-    write_text(a.out, out.to_csv(sep="\t", index=False, float_format="%.6g"))
-    print(f"fold {a.fold}: {len(out)} predictions under {len(a.compressed)} conditions")
+        indexes[index_path] = (conditions.pop(), index)
+    for f in folds:
+        generator, _ = load_generator(f["model"])
+        doc = read_json_object(f["calibration"])
+        fits = {t: doc.get(f"decomposition/{t}", {"error": "absent"}) for t in BMD_TARGETS}
+        calibrations = {t: BmdCalibration.from_record(c) for t, c in fits.items()
+                        if "error" not in c}  # fmt: skip
+        _, test = fold_subjects(a.folds, f["fold"])
+        table = fold_rows(a.table, test)
+        every = np.ones(len(table), bool)
+        rows = []
+        for index_path, (condition, index) in indexes.items():
+            keys = list(zip(table["subject_id"], table["image"], strict=True))
+            missing = [k for k in keys if k not in index.index]
+            if missing:
+                raise InputError(index_path, f"lacks the test radiographs {missing[:3]}")
+            xrays = [read_radiograph(index.loc[k, "file"]).pixels for k in keys]
+            pairs = list(zip(table["pair"], xrays, strict=True))
+            part = []
+            if calibrations:
+                factor = int(doc["factor"])  # the stage-two model's, as predict-fold read it
+                images = predict_images(generator, np.stack([load_input(p, factor, xray=x)
+                                                             for p, x in pairs]))  # fmt: skip
+                for target, cal in calibrations.items():
+                    part += prediction_rows(table, every, f["fold"], "decomposition", target,
+                                            cal.predict(images))  # fmt: skip
+            part += regressor_rows(table, f["regressors"], f["fold"], xrays)
+            frame = pd.DataFrame(part, columns=PREDICTION_COLUMNS)
+            frame["condition"] = condition
+            frame["bytes"] = index.loc[list(zip(frame["subject_id"], frame["image"],
+                                                strict=True)), "bytes"].to_numpy()  # fmt: skip
+            rows.append(frame)
+        out = pd.concat(rows, ignore_index=True)
+        write_text(f["out"], out.to_csv(sep="\t", index=False, float_format="%.6g"))
+        print(f"fold {f['fold']}: {len(out)} predictions under {len(a.compressed)} conditions")
     return 0
 
 
@@ -309,29 +356,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-history", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=train_command)
-    p = sub.add_parser("predict-fold", help="PF-DRRs and BMD of a fold's test subjects")
-    p.add_argument("--model", required=True)
+    p = sub.add_parser("predict-fold", help="PF-DRRs and BMD of folds' test subjects")
+    p.add_argument("--fold", type=int, nargs="+", required=True,
+                   help="one or more folds, predicted in turn in one process")  # fmt: skip
+    p.add_argument("--model", nargs="+", required=True, help="each fold's stage-two final.pt")
     p.add_argument("--table", required=True, help="dataset_B.tsv")
     p.add_argument("--folds", required=True)
-    p.add_argument("--fold", type=int, required=True)
     p.add_argument("--poses", nargs="*", default=None,
                    help="train (and calibrate) on these poses' radiographs only")  # fmt: skip
     p.add_argument("--factor", type=int, default=1, help="the model's training downsampling")
     p.add_argument("--bmd-fit", choices=("ground_truth", "predicted"), default="ground_truth",
                    help="fit the BMD threshold and line on the training fold's ground-truth "
                    "PF-DRRs (the paper's) or on their predictions")  # fmt: skip
-    p.add_argument("--out-predictions", required=True)
-    p.add_argument("--out-calibration", required=True)
-    p.add_argument(
-        "--regressors",
-        nargs="*",
-        default=[],
-        help="the fold's regressors (frozen.pt / final.pt): their BMD too",
-    )
-    p.add_argument("--out-intensities", default=None,
-                   help="the test pairs' PF-region mean intensities (Fig. 1, TSV)")  # fmt: skip
-    p.add_argument("--out-checks", default=None,
-                   help="failure detection: the test PF-DRRs' plausibility (TSV)")  # fmt: skip
+    p.add_argument("--out-predictions", nargs="+", required=True, help="one a fold")
+    p.add_argument("--out-calibration", nargs="+", required=True, help="one a fold")
+    p.add_argument("--regressors", nargs="*", default=[],
+                   help="the folds' regressors (frozen.pt / final.pt), their BMD too: "
+                   "the first fold's, then the next fold's, as many each")  # fmt: skip
+    p.add_argument("--out-intensities", nargs="+", default=None,
+                   help="the test pairs' PF-region mean intensities (Fig. 1, TSV), "
+                   "one a fold")  # fmt: skip
+    p.add_argument("--out-checks", nargs="+", default=None,
+                   help="failure detection: the test PF-DRRs' plausibility (TSV), "
+                   "one a fold")  # fmt: skip
     p.set_defaults(run=predict_fold_command)
     p = sub.add_parser("train-regressor", help="stage three or the baseline, per target")
     p.add_argument("--kind", choices=("decomposition", "conventional"), required=True)
@@ -358,15 +405,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.set_defaults(run=predict_regressors_command)
     p = sub.add_parser("predict-compressed",
-                       help="a fold's models on its compressed test radiographs")  # fmt: skip
-    p.add_argument("--model", required=True, help="the fold's stage-two final.pt")
-    p.add_argument("--calibration", required=True, help="the fold's calibration.json")
-    p.add_argument("--regressors", nargs="*", default=[], help="frozen.pt / final.pt files")
+                       help="folds' models on their compressed test radiographs")  # fmt: skip
+    p.add_argument("--fold", type=int, nargs="+", required=True,
+                   help="one or more folds, predicted in turn in one process")  # fmt: skip
+    p.add_argument("--model", nargs="+", required=True, help="each fold's stage-two final.pt")
+    p.add_argument("--calibration", nargs="+", required=True, help="each fold's calibration.json")
+    p.add_argument("--regressors", nargs="*", default=[],
+                   help="the folds' frozen.pt / final.pt files, fold after fold, "
+                   "as many each")  # fmt: skip
     p.add_argument("--table", required=True, help="dataset_B.tsv")
     p.add_argument("--folds", required=True)
-    p.add_argument("--fold", type=int, required=True)
     p.add_argument("--compressed", nargs="+", required=True, help="conditions' index TSVs")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", nargs="+", required=True, help="one a fold")
     p.set_defaults(run=predict_compressed_command)
     p = sub.add_parser("gather", help="the folds' predictions in one table")
     p.add_argument("--predictions", nargs="+", required=True)
