@@ -26,6 +26,7 @@ rule train_stage1:
         "../envs/models.yaml"
     log:
         "logs/train_stage1/{experiment}/fold{fold}.log",
+    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=6000,
@@ -53,6 +54,7 @@ rule train_stage2:
         "../envs/models.yaml"
     log:
         "logs/train_stage2/{experiment}/fold{fold}.log",
+    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=6000,
@@ -90,6 +92,7 @@ rule predict_folds:
         "../envs/models.yaml"
     log:
         "logs/predict_folds/{experiment}.log",
+    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=4000,
@@ -126,6 +129,7 @@ rule train_stage3:
         "../envs/models.yaml"
     log:
         "logs/train_stage3/{experiment}/fold{fold}.log",
+    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=6000,
