@@ -324,15 +324,6 @@ def fold_regressors(wildcards):
     )
 
 
-def main_experiment_first(wildcards):
-    """A models job's scheduling priority: the main experiment's chain first. Its
-    predictions feed the compression study and its fold "all" the packaged model, the
-    longest paths to the run's end; the robustness experiments' jobs then fill the cores
-    (round nine: the main experiment's last predictions and compression study ran at the
-    end, one core alone for 26 s)."""
-    return 1 if wildcards.experiment == "main" else 0
-
-
 def experiment_regressors(wildcards):
     """Every fold's regressors (:func:`fold_regressors`), fold after fold: as many a fold,
     in the order ``python -m models predict-fold`` shares them out."""

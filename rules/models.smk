@@ -26,7 +26,6 @@ rule train_stage1:
         "../envs/models.yaml"
     log:
         "logs/train_stage1/{experiment}/fold{fold}.log",
-    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=6000,
@@ -54,7 +53,6 @@ rule train_stage2:
         "../envs/models.yaml"
     log:
         "logs/train_stage2/{experiment}/fold{fold}.log",
-    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=6000,
@@ -92,7 +90,6 @@ rule predict_folds:
         "../envs/models.yaml"
     log:
         "logs/predict_folds/{experiment}.log",
-    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=4000,
@@ -129,7 +126,6 @@ rule train_stage3:
         "../envs/models.yaml"
     log:
         "logs/train_stage3/{experiment}/fold{fold}.log",
-    priority: main_experiment_first
     threads: 1
     resources:
         mem_mb=6000,

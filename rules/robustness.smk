@@ -49,7 +49,6 @@ rule predict_compressed:
         "../envs/models.yaml"
     log:
         "logs/predict_compressed.log",
-    priority: 1  # on the main experiment's path to the run's end
     threads: 1
     resources:
         mem_mb=4000,
