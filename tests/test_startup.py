@@ -95,3 +95,34 @@ def test_per_file_commands_import_no_cohort_level_libraries():
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]", (modules, done.stdout)
+
+
+def test_a_decomposition_training_loads_no_scipy_ndimage(tmp_path):
+    """skimage's resize (the baseline's ROI) brings scipy.ndimage, 0.3 s: stages one to
+    three's jobs do not use it."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_pairs import write_tiny_pairs
+
+    table = write_tiny_pairs(tmp_path / "pairs", 4, shape=(64, 32))
+    folds = tmp_path / "folds.json"
+    subjects = [f"S{i:03d}" for i in range(4)]
+    folds.write_text(json.dumps({"folds": [{"train": subjects[:3], "test": subjects[3:]}]}))
+    config = {"epochs": 1, "width": 8, "adversarial": False, "augment": False}
+    argv = ["train", "--stage", "2", "--table", str(table), "--folds", str(folds), "--fold", "0",
+            "--config", json.dumps(config), "--out-dir", str(tmp_path / "run"),
+            "--out-history", str(tmp_path / "history.json"), "--quiet"]  # fmt: skip
+    code = (
+        "import json, sys\n"
+        "from models.__main__ import main\n"
+        f"status = main({argv!r})\n"
+        "print(json.dumps([status, 'scipy.ndimage' in sys.modules, 'torch' in sys.modules]))\n"
+    )
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    status, ndimage, torch = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == 0 and torch  # it trained
+    assert not ndimage
+    assert (tmp_path / "run" / "final.pt").is_file()

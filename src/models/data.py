@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage.transform import resize
 from torchvision.transforms import v2
 
 from models.folds import fold_rows
@@ -112,6 +111,10 @@ def proximal_femur_roi(xray: np.ndarray, pf_mask: np.ndarray, size: int, margin=
     pad = int(max(0, -lo.min(), *(hi - np.array(xray.shape))))
     padded = np.pad(np.asarray(xray, np.float32), pad, mode="edge")
     crop = padded[lo[0] + pad : hi[0] + pad, lo[1] + pad : hi[1] + pad]
+    # Imported here: it brings scipy.ndimage (0.3 s), which the decomposition stages'
+    # jobs do not otherwise load.
+    from skimage.transform import resize
+
     return resize(crop, (size, size), anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
