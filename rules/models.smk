@@ -93,7 +93,7 @@ rule predict_folds:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=30 * len(FOLDS),  # 30 min a fold, as when each fold was a job
     shell:
         "python -m models predict-fold --fold {params.folds} --model {input.models}"
         " --table {input.table} --folds {input.folds}"

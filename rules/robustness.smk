@@ -52,7 +52,7 @@ rule predict_compressed:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=30 * len(FOLDS),  # 30 min a fold, as when each fold was a job
     shell:
         "python -m models predict-compressed --fold {params.folds} --model {input.models}"
         " --calibration {input.calibrations} --regressors {input.regressors}"
