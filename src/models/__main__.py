@@ -238,9 +238,9 @@ def predict_compressed_command(a) -> int:
         _, test = fold_subjects(a.folds, f["fold"])
         table = fold_rows(a.table, test)
         every = np.ones(len(table), bool)
+        keys = list(zip(table["subject_id"], table["image"], strict=True))
         rows = []
         for index_path, (condition, index) in indexes.items():
-            keys = list(zip(table["subject_id"], table["image"], strict=True))
             missing = [k for k in keys if k not in index.index]
             if missing:
                 raise InputError(index_path, f"lacks the test radiographs {missing[:3]}")
