@@ -11,7 +11,7 @@ import pandas as pd
 from conventions.ct import write_dicom_series, write_volume
 from conventions.files import write_json, write_text
 from conventions.geometry import read_json_object
-from conventions.hip_regions import neck_roi_mask, pf_region_mask, spill_shell_mask
+from conventions.hip_regions import neck_roi_mask, pf_region_mask
 from conventions.labels import BONE_LABELS
 from conventions.landmarks import write_landmarks
 from conventions.radiograph import write_dicom_dx
@@ -27,8 +27,8 @@ from phantom.anatomy import (
 )
 from phantom.density import (
     dxa_projected_area_cm2,
-    femur_name,
     solve_densities,
+    spill_shell,
     true_landmarks,
 )
 from phantom.ids import CT_NAMES
@@ -52,6 +52,8 @@ def bmd_truth(
     labels: np.ndarray,
     grid,
     lm,
+    shell: np.ndarray | None = None,
+    area_cm2: float | None = None,
 ) -> dict[str, float]:
     """True BMC, QCT-BMD and areal BMD of a femur region (:mod:`conventions.hip_regions`).
 
@@ -60,12 +62,15 @@ def bmd_truth(
     density the phantom put there before adding bones): the quantity the pipeline's
     spill-corrected measurement estimates (:func:`anatomy.bmd.mineral_content`). Areal
     BMD is that mineral over the area of the region's silhouette in the DXA view (g/cm²).
+    ``shell`` and ``area_cm2``, when given, are the region's :func:`spill_shell` and
+    :func:`dxa_projected_area_cm2` (computed once for the density solve).
     """
-    femur = labels == BONE_LABELS[femur_name(lm.side)]
-    shell = spill_shell_mask(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
+    if shell is None:
+        shell = spill_shell(region, labels, lm.side, grid)
+    if area_cm2 is None:
+        area_cm2 = dxa_projected_area_cm2(region, grid, lm)
     voxel_cm3 = float(np.prod(grid.spacing_mm)) / 1000.0
     mass_mg = float(density[region].sum() + (density[shell] - soft_tissue[shell]).sum()) * voxel_cm3
-    area_cm2 = dxa_projected_area_cm2(region, grid, lm)
     volume_cm3 = float(region.sum()) * voxel_cm3
     return {
         "qct_bmd_mg_cm3": mass_mg / volume_cm3,
@@ -109,18 +114,24 @@ def generate_subject(
     variants.adjust_anatomy(anatomy, params, grid, variant)
     labels = label_image(anatomy)
     frames = {"femur_left": femur_frame(params, "L"), "femur_right": femur_frame(params, "R")}
-    density_level = solve_densities(params, anatomy, grid, labels, target_side, frames)
+    # The PF region of the true landmarks, its spill shell and its DXA area: the density
+    # solve and the truth use the same ones (the area alone is ~1 s a subject).
+    true_lm = {side: true_landmarks(params, side) for side in ("L", "R")}
+    lm = true_lm[target_side]
+    labels_image = grid.image(labels)
+    region = pf_region_mask(labels, labels_image, lm)
+    shell = spill_shell(region, labels, target_side, grid)
+    area_cm2 = dxa_projected_area_cm2(region, grid, lm)
+    density_level = solve_densities(
+        params, anatomy, grid, target_side, frames, region, shell, area_cm2
+    )
     hu_clean, hu_soft, phantom_layout = compose_hu(params, anatomy, grid, scanner, rng)
     hu_clean = variants.adjust_hu(hu_clean, params, grid, variant, variant_side)
     ct = acquire_ct(hu_clean, grid, scanner, rng)
     density = ((hu_clean - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3).astype(np.float32)
     soft = (hu_soft - scanner.intercept_hu) / scanner.slope_hu_per_mg_cm3
     del hu_soft
-    true_lm = {side: true_landmarks(params, side) for side in ("L", "R")}
-    labels_image = grid.image(labels)
-    region = pf_region_mask(labels, labels_image, true_lm[target_side])
-    lm = true_lm[target_side]
-    pf = bmd_truth(density, soft, region, labels, grid, lm)
+    pf = bmd_truth(density, soft, region, labels, grid, lm, shell, area_cm2)
     neck = bmd_truth(density, soft, neck_roi_mask(labels, labels_image, lm), labels, grid, lm)
     del soft
     dxa = pf["areal_bmd_g_cm2"] * (1.0 + rng.normal(0.0, DXA_RELATIVE_ERROR_SD))

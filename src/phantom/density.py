@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conventions.hip_regions import FemurLandmarks, dxa_rotation, pf_region_mask, spill_shell_mask
+from conventions.hip_regions import FemurLandmarks, dxa_rotation, spill_shell_mask
 from conventions.labels import BONE_LABELS
 from phantom.acquisition import MUSCLE_MG_CM3, TRABECULAR_TEXTURE, bone_fractions
 from phantom.anatomy import Anatomy, Grid, SubjectParameters, femur_frame
@@ -84,24 +84,38 @@ def region_mass_mg(density: np.ndarray, region: np.ndarray, grid: Grid) -> float
     return float(density[region].sum() * np.prod(grid.spacing_mm) / 1000.0)
 
 
+def spill_shell(region: np.ndarray, labels: np.ndarray, side: str, grid: Grid) -> np.ndarray:
+    """The thin shell around ``region`` whose bone partial volume counts as its mineral
+    (:func:`conventions.hip_regions.spill_shell_mask`; the femur outside the region cut
+    away)."""
+    femur = labels == BONE_LABELS[femur_name(side)]
+    return spill_shell_mask(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
+
+
 def solve_densities(
-    p: SubjectParameters, anatomy: Anatomy, grid: Grid, labels: np.ndarray, side: str, frames
+    p: SubjectParameters,
+    anatomy: Anatomy,
+    grid: Grid,
+    side: str,
+    frames,
+    region: np.ndarray,
+    shell: np.ndarray,
+    area_cm2: float,
 ) -> float:
     """Set ``p``'s trabecular and cortical densities to reach its target areal BMD;
     returns the density level z (clipped to ±4: anatomy too small or large for the
-    target then misses it, and the truth records what was reached)."""
+    target then misses it, and the truth records what was reached).
+
+    ``region`` is the PF region of the true landmarks, ``shell`` its :func:`spill_shell`
+    and ``area_cm2`` its :func:`dxa_projected_area_cm2`: computed once by the caller, which
+    reports the truth over the same region."""
     name = femur_name(side)
-    lm = true_landmarks(p, side)
-    region = pf_region_mask(labels, grid.image(labels), lm)
-    area_cm2 = dxa_projected_area_cm2(region, grid, lm)
     z_mm = grid.origin_mm[2] + grid.spacing_mm[2] * np.arange(grid.size_xyz[2])
     z_mm = np.broadcast_to(z_mm[:, None, None], region.shape)
     occ, inner = bone_fractions(name, anatomy.bones[name], z_mm, frames, p.cortex_scale)
 
     # The truth counts the region's voxels and the bone's partial-volume excess in the
     # shell around it (phantom.cohort.bmd_truth); soft tissue there is taken as muscle.
-    femur = labels == BONE_LABELS[name]
-    shell = spill_shell_mask(region, labels > 0, femur & ~region, grid.spacing_mm[::-1])
     both = region | shell
 
     def areal(volume):  # g/cm² per unit of the volume's density
