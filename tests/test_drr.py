@@ -283,9 +283,10 @@ def test_attenuation_model_anchors():
 
 
 def test_empty_space_skipping_changes_no_line_integral():
-    """The trilinear kernel jumps over bricks of voxels that are all zero; a sparse volume
-    (bone in an empty box, at every offset against the bricks) must project as the same
-    volume with every brick marked occupied, i.e. as marching sample by sample."""
+    """The trilinear and Joseph kernels jump over bricks of voxels that are all zero; a
+    sparse volume (bone in an empty box, at every offset against the bricks) must project
+    as the same volume with every brick marked occupied, i.e. as marching sample by
+    sample, in views along each of the CT's axes."""
     from drr import kernels_numba
     from drr.projector import clip_box, padded_volume
     from drr.rays import pose_frames
@@ -299,16 +300,27 @@ def test_empty_space_skipping_changes_no_line_integral():
     volume = Volume(vol, A)
     padded, occupancy = padded_volume(volume)
     assert 0.02 < occupancy.mean() < 0.8  # something to skip, something to read
-    poses = np.stack([POSE, rotation_about(CENTRE, [0.3, -0.2, 0.5]) @ POSE])
+    # Views along each of the CT's axes (each the rays' dominant axis for Joseph's method).
+    poses = np.stack(
+        [POSE, rotation_about(CENTRE, [0.3, -0.2, 0.5]) @ POSE]
+        + [rotation_about(CENTRE, turn) @ POSE for turn in ([0, 0, np.pi / 2], [np.pi / 2, 0, 0])]
+    )
     f = pose_frames(GEOM, poses, volume.index_from_ct)
     lo, hi = clip_box(volume, "trilinear")
-    for step in (0.45, 1.3):
+    kernels = {
+        f"trilinear, step {step}": lambda occ, out, step=step: kernels_numba.trilinear_march(
+            padded, occ, f.pixels, f.mm_per_lambda, f.source, f.to_index, lo, hi, step, out
+        )
+        for step in (0.45, 1.3)
+    }
+    kernels["joseph"] = lambda occ, out: kernels_numba.joseph(
+        padded, occ, f.pixels, f.mm_per_lambda, f.source, f.to_index, lo, hi, out
+    )
+    for name, kernel in kernels.items():
         out = {}
-        for name, occ in (("skipping", occupancy), ("every sample", np.ones_like(occupancy))):
-            out[name] = np.zeros((len(poses) * len(f.pixels), 1), np.float32)
-            kernels_numba.trilinear_march(
-                padded, occ, f.pixels, f.mm_per_lambda, f.source, f.to_index, lo, hi, step,
-                out[name],
-            )  # fmt: skip
-        assert out["every sample"].max() > 0
-        np.testing.assert_array_equal(out["skipping"], out["every sample"])
+        for mode, occ in (("skipping", occupancy), ("every sample", np.ones_like(occupancy))):
+            out[mode] = np.zeros((len(poses) * len(f.pixels), 1), np.float32)
+            kernel(occ, out[mode])
+        assert out["every sample"].max() > 0, name
+        assert (out["skipping"] == 0).mean() > 0.05, name  # rays that cross no bone
+        np.testing.assert_array_equal(out["skipping"], out["every sample"], err_msg=name)
