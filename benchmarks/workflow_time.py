@@ -7,7 +7,8 @@ first job's start to its last job's end.
 
 Without a path, the newest log under .snakemake/log. Seconds are whole (Snakemake logs
 timestamps to the second); a job's seconds include its Python start-up and whatever
-else ran beside it.
+else ran beside it. The seconds with fewer jobs running than the run's cores show
+where the scheduling, not the work, set the wall clock.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ STAMP = re.compile(r"^\[(\w{3} \w{3}\s+\d+ [\d:]+ \d{4})\]")
 RULE = re.compile(r"^(?:local)?rule (\w+):")
 JOBID = re.compile(r"^\s+jobid: (\d+)")
 DONE = re.compile(r"^Finished job(?:id:)? (\d+)")
+CORES = re.compile(r"^Provided cores: (\d+)", re.M)
 
 
 def job_spans(log: Path) -> list[tuple[str, datetime, datetime]]:
@@ -87,6 +89,18 @@ def job_spans(log: Path) -> list[tuple[str, datetime, datetime]]:
             name, start = started.pop(m.group(1))
             spans.append((name, start, now))
     return spans
+
+
+def underused_seconds(spans, cores: int) -> tuple[int, int]:
+    """(seconds with fewer than ``cores`` jobs running, seconds from the first start to
+    the last end): whole seconds, as Snakemake stamps its log."""
+    t0 = min(s for _, s, _ in spans)
+    n = int((max(e for _, _, e in spans) - t0).total_seconds()) + 1
+    running = [0] * n
+    for _, s, e in spans:
+        for t in range(int((s - t0).total_seconds()), int((e - t0).total_seconds())):
+            running[t] += 1
+    return sum(1 for r in running if r < cores), n
 
 
 def main() -> int:
@@ -120,6 +134,10 @@ def main() -> int:
         print(f"{stage:20s} {len(mine):5d} {secs:7.0f} {_clock(t0):>12s} {_clock(t1):>9s}")
     total = max(e for _, _, e in spans) - first
     print(f"\nwall clock {_clock(total)} for {len(spans)} jobs")
+    if m := CORES.search(log.read_text(encoding="utf-8", errors="replace")):
+        cores = int(m.group(1))
+        idle, span = underused_seconds(spans, cores)
+        print(f"seconds with fewer than {cores} jobs running: {idle} of {span}")
     subjects = len(per_rule.get("import_ct", []))
     if subjects:
         prep = sum(sum(per_rule.get(r, [])) for r in SUBJECT_PREPARATION)
